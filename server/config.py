@@ -1,0 +1,75 @@
+"""Configuration: flags and ``NAMKG_*`` environment variables, with sane defaults.
+
+>>> c = Config.from_env({"NAMKG_QUERY_TIMEOUT": "2.5", "NAMKG_SERVICE_ALLOWLIST": "https://a/ https://b/"})
+>>> c.query_timeout, c.service_allowlist
+(2.5, ('https://a/', 'https://b/'))
+>>> Config.from_env({}).base_iri
+'https://w3id.org/nam-kg/'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+DEFAULT_BASE = "https://w3id.org/nam-kg/"
+# The repository root: ontology/ and data/ live beside the package (installed editable).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of nam-kg; each field ``x`` reads ``NAMKG_X`` from the environment."""
+
+    root: Path = REPO_ROOT  # where ontology/ and data/ are read from
+    store: Path = field(default_factory=lambda: REPO_ROOT / "store")
+    base_iri: str = DEFAULT_BASE
+    host: str = "127.0.0.1"
+    port: int = 8000
+    http_threads: int = 16  # gunicorn threads serving HTTP
+    query_workers: int = 2  # processes running queries, killed at the deadline
+    query_timeout: float = 5.0  # seconds
+    max_body: int = 1_000_000  # bytes of a request body
+    result_limit: int = 10_000  # rows or triples of one result
+    worker_memory_mb: int = 1024  # address-space cap of a query worker
+    service_allowlist: tuple[str, ...] = ()
+    update_token: str | None = None
+    rate_limit: float = 0.0  # requests per second per client; 0 = off
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Config:
+        """Read ``NAMKG_*`` from ``env`` (default ``os.environ``); ``overrides`` win when not None."""
+        env = os.environ if env is None else env
+        values = {}
+        for f in fields(cls):
+            raw = env.get("NAMKG_" + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "root" in values and "store" not in values:
+            values["store"] = Path(values["root"]) / "store"
+        cfg = cls(**values)
+        if not cfg.base_iri.endswith(("/", "#")):
+            raise ValueError(f"NAMKG_BASE_IRI must end with '/' or '#': {cfg.base_iri!r}")
+        return cfg
+
+    def with_(self, **changes) -> Config:
+        return replace(self, **changes)
+
+
+def _convert(name: str, raw: str):
+    kind = {f.name: f.type for f in fields(Config)}[name]
+    try:
+        if name in ("root", "store"):
+            return Path(raw)
+        if name == "service_allowlist":
+            return tuple(raw.replace(",", " ").split())
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"NAMKG_{name.upper()}: not a valid value: {raw!r}") from exc
+    return raw
