@@ -1,0 +1,318 @@
+"""The Flask application factory and its explicit route list.
+
+SPARQL protocol routes come from :mod:`server.endpoint`, entity/ontology pages and the UI from
+:mod:`server.pages`; this module wires them to one query executor and adds what every route
+shares: CORS, gzip, a structured access log, Prometheus metrics, an optional rate limit, and
+the dataset routes (VoID, dumps, health).
+"""
+
+from __future__ import annotations
+
+import atexit
+import gzip
+import hashlib
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pyoxigraph as ox
+from flask import Flask, Response, abort, g, request, send_file
+
+from . import build as builder
+from .config import Config
+from .executor import Executor
+from .iris import Iris
+from .metrics import Metrics
+from .protocol import ProtocolError, negotiate
+
+log = logging.getLogger("namkg.access")
+
+DUMPS = {  # file name -> format; the whole dataset, graphs kept where the format can
+    "nam-kg.nq": ox.RdfFormat.N_QUADS,
+    "nam-kg.trig": ox.RdfFormat.TRIG,
+    "nam-kg.ttl": ox.RdfFormat.TURTLE,
+    "nam-kg.nt": ox.RdfFormat.N_TRIPLES,
+    "nam-kg.jsonld": ox.RdfFormat.JSON_LD,
+}
+COMPRESSIBLE = ("text/", "application/sparql-results", "application/json", "application/ld+json",
+                "application/n-", "application/trig", "application/rdf+xml", "application/xml")
+RELOAD_EVERY = 2.0  # seconds between checks for a newly built store
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the WSGI app over the store in ``config.store`` (built beforehand)."""
+    from .endpoint import make_blueprint
+    from .pages import make_pages_blueprint
+
+    config = config or Config.from_env()
+    iris = Iris(config.base_iri)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body
+    state = _StoreState(config)
+    writable = config.update_token is not None
+    executor = Executor(state.path, workers=1 if writable else config.query_workers,
+                        timeout=config.query_timeout, result_limit=config.result_limit,
+                        memory_mb=config.worker_memory_mb, writable=writable)
+    atexit.register(executor.close)
+    state.executor = executor
+    metrics = Metrics()
+    app.extensions["namkg"] = {"config": config, "executor": executor, "metrics": metrics,
+                               "state": state, "iris": iris}
+
+    app.register_blueprint(make_blueprint(executor, config, iris,
+                                          update_executor=executor if writable else None))
+    app.register_blueprint(make_pages_blueprint(executor, config, iris,
+                                                examples=load_examples(config.root)))
+    for rule, endpoint, view in ROUTES:
+        app.add_url_rule(rule, endpoint, view)
+
+    limiter = _RateLimiter(config.rate_limit)
+
+    @app.before_request
+    def _before():
+        g.started = time.perf_counter()
+        state.maybe_reload()
+        if request.method == "OPTIONS":
+            return _cors(Response(status=204))
+        if limiter.enabled and not limiter.allow(request.remote_addr or "?"):
+            metrics.count("namkg_rate_limited_total")
+            return Response("rate limit exceeded\n", 429, {"Retry-After": "1"},
+                            mimetype="text/plain")
+        return None
+
+    @app.after_request
+    def _after(response: Response) -> Response:
+        _cors(response)
+        _gzip(response)
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        rule = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.observe(rule, response.status_code, elapsed)
+        log.info(json.dumps({
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "remote": request.remote_addr,
+            "method": request.method, "path": request.path, "status": response.status_code,
+            "ms": round(elapsed * 1000, 2), "bytes": response.calculate_content_length(),
+            "query": _query_hash(),
+        }))
+        return response
+
+    @app.errorhandler(413)
+    def _too_large(_):
+        return Response(f"request body over the limit of {config.max_body} bytes\n", 413,
+                        mimetype="text/plain")
+
+    @app.errorhandler(404)
+    def _not_found(_):
+        return Response("not found\n", 404, mimetype="text/plain")
+
+    @app.errorhandler(405)
+    def _bad_method(exc):
+        return Response("method not allowed\n", 405, exc.get_headers() and dict(exc.get_headers()),
+                        mimetype="text/plain")
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return app
+
+
+# --------------------------------------------------------------------------- dataset routes
+
+def healthz():
+    """Liveness and readiness: the store opens and the workers are alive."""
+    ext = _ext()
+    try:
+        triples = len(ext["state"].store())
+    except OSError as exc:
+        return {"status": "error", "error": str(exc)}, 503
+    stats = ext["executor"].stats()
+    ready = stats.get("workers", 0) > 0
+    body = {"status": "ok" if ready else "starting", "store": str(ext["state"].path),
+            "triples": triples, "executor": stats}
+    return body, 200 if ready else 503
+
+
+def metrics_view():
+    ext = _ext()
+    text = ext["metrics"].render(ext["executor"].stats())
+    return Response(text, mimetype="text/plain; version=0.0.4")
+
+
+def dataset():
+    """The VoID description of the dataset, with endpoint and dump links of this server."""
+    ext = _ext()
+    iris: Iris = ext["iris"]
+    try:
+        media = negotiate(request.headers.get("Accept"), request.args.get("format")).graph
+    except ProtocolError as exc:
+        return Response(exc.message + "\n", exc.status, mimetype="text/plain")
+    if media is None:
+        return Response("no acceptable RDF format\n", 406, mimetype="text/plain")
+    store = ext["state"].store()
+    void, dct = "http://rdfs.org/ns/void#", "http://purl.org/dc/terms/"
+    ds = ox.NamedNode(iris.dataset)
+    triples = [ox.Triple(q.subject, q.predicate, q.object)
+               for g in ("meta", "facts") for q in store.quads_for_pattern(
+                   None, None, None, ox.NamedNode(iris.graph(g)))
+               if q.subject == ds or (g == "meta" and q.subject.value.startswith(iris.base + "graph/"))]
+    root = request.url_root
+    triples += [ox.Triple(ds, ox.NamedNode(void + "sparqlEndpoint"), ox.NamedNode(root + "sparql")),
+                ox.Triple(ds, ox.NamedNode(void + "uriSpace"), ox.Literal(iris.base + "id/")),
+                ox.Triple(ds, ox.NamedNode(void + "vocabulary"), ox.NamedNode(iris.vocab)),
+                ox.Triple(ds, ox.NamedNode(dct + "modified"), ox.Literal(
+                    ext["state"].built_at(), datatype=ox.NamedNode(
+                        "http://www.w3.org/2001/XMLSchema#dateTime")))]
+    triples += [ox.Triple(ds, ox.NamedNode(void + "dataDump"), ox.NamedNode(root + "dumps/" + n))
+                for n in DUMPS]
+    fmt = ox.RdfFormat.from_media_type(media)
+    body = ox.serialize(triples, format=fmt, prefixes={"void": void, "dcterms": dct})
+    return Response(body, mimetype=_text(media), headers={"Vary": "Accept"})
+
+
+def dump(name: str):
+    """A dump of the whole dataset, written once per build and served with ETag/Last-Modified."""
+    fmt = DUMPS.get(name)
+    if fmt is None:
+        abort(404)
+    state: _StoreState = _ext()["state"]
+    path = state.dump_file(name, fmt)
+    resp = send_file(path, mimetype=_text(fmt.media_type), conditional=True, etag=True,
+                     last_modified=path.stat().st_mtime, download_name=name, as_attachment=False)
+    resp.headers["Cache-Control"] = "public, max-age=300"
+    return resp
+
+
+ROUTES = [  # rule, endpoint, view: the routes this module owns (others: endpoint.py, pages.py)
+    ("/healthz", "healthz", healthz),
+    ("/metrics", "metrics", metrics_view),
+    ("/dataset", "dataset", dataset),
+    ("/dumps/<name>", "dump", dump),
+]
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _ext() -> dict:
+    from flask import current_app
+
+    return current_app.extensions["namkg"]
+
+
+def _text(media: str) -> str:
+    textual = media.startswith("text/") or media in (
+        "application/n-triples", "application/n-quads", "application/trig", "application/ld+json")
+    return media + "; charset=utf-8" if textual else media
+
+
+def load_examples(root: Path) -> list[dict]:
+    """The competency queries offered in the UI: name from the first comment line of each."""
+    examples = []
+    for path in sorted((root / "queries").glob("*.rq")):
+        text = path.read_text(encoding="utf-8")
+        first = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")),
+                     path.stem)
+        examples.append({"name": first or path.stem, "file": path.name, "query": text})
+    return examples
+
+
+def _query_hash() -> str | None:
+    text = request.args.get("query") or request.args.get("update")
+    if text is None and request.method == "POST":
+        if request.mimetype in ("application/sparql-query", "application/sparql-update"):
+            raw = request.get_data(cache=True)
+            return hashlib.sha256(raw).hexdigest()[:16] if raw else None
+        text = request.form.get("query") or request.form.get("update")
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16] if text else None
+
+
+def _cors(response: Response) -> Response:
+    h = response.headers
+    h["Access-Control-Allow-Origin"] = "*"
+    if request.method == "OPTIONS":
+        h["Access-Control-Allow-Methods"] = "GET, POST, HEAD, OPTIONS"
+        h["Access-Control-Allow-Headers"] = request.headers.get(
+            "Access-Control-Request-Headers", "Content-Type, Accept, Authorization")
+        h["Access-Control-Max-Age"] = "86400"
+    h["Access-Control-Expose-Headers"] = (
+        "X-Result-Count, X-Result-Truncated, X-Result-Limit, ETag, Last-Modified, Retry-After")
+    return response
+
+
+def _gzip(response: Response) -> None:
+    if (response.direct_passthrough or response.status_code < 200 or response.status_code == 204
+            or "Content-Encoding" in response.headers
+            or "gzip" not in request.headers.get("Accept-Encoding", "")
+            or not response.mimetype.startswith(COMPRESSIBLE)):
+        return
+    data = response.get_data()
+    if len(data) < 512:
+        return
+    response.set_data(gzip.compress(data, compresslevel=5))
+    response.headers["Content-Encoding"] = "gzip"
+    response.vary.add("Accept-Encoding")
+
+
+class _StoreState:
+    """The served build: a read-only handle for health and dumps, reloaded after a new build."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.path = builder.current_path(config.store)
+        self._store = builder.open_store(config.store)
+        self._checked = time.monotonic()
+        self._lock = threading.Lock()
+        self.executor: Executor | None = None
+
+    def store(self) -> ox.Store:
+        return self._store
+
+    def built_at(self) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.path.stat().st_mtime))
+
+    def maybe_reload(self) -> None:
+        if time.monotonic() - self._checked < RELOAD_EVERY or self.config.update_token:
+            return
+        with self._lock:
+            self._checked = time.monotonic()
+            try:
+                new = builder.current_path(self.config.store)
+            except FileNotFoundError:
+                return  # keep serving what we have
+            if new != self.path:
+                self._store = builder.open_store(self.config.store)
+                self.path = new
+                if self.executor is not None:
+                    self.executor.reload(new)
+
+    def dump_file(self, name: str, fmt: ox.RdfFormat) -> Path:
+        out = Path(self.config.store) / "dumps" / self.path.name / name
+        with self._lock:
+            if not out.exists():
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = out.with_suffix(out.suffix + ".tmp")
+                if fmt.supports_datasets:
+                    self._store.dump(str(tmp), format=fmt)
+                else:
+                    triples = (ox.Triple(q.subject, q.predicate, q.object)
+                               for q in self._store.quads_for_pattern(None, None, None, None))
+                    ox.serialize(triples, str(tmp), format=fmt)
+                tmp.replace(out)
+        return out
+
+
+class _RateLimiter:
+    """A token bucket per client address: ``rate`` requests per second, bursts of 2x."""
+
+    def __init__(self, rate: float):
+        self.rate, self.enabled = rate, rate > 0
+        self.buckets: dict[str, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, client: str) -> bool:
+        now, burst = time.monotonic(), max(1.0, 2 * self.rate)
+        with self.lock:
+            tokens, last = self.buckets.get(client, (burst, now))
+            tokens = min(burst, tokens + (now - last) * self.rate)
+            ok = tokens >= 1
+            self.buckets[client] = (tokens - 1 if ok else tokens, now)
+            return ok

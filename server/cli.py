@@ -1,0 +1,190 @@
+"""The ``namkg`` command: serve (the main verb), build, validate, query, export, wikidata."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .config import Config
+
+FORMATS = ("text", "json", "turtle", "junit")
+
+
+def _config(ctx: click.Context, **overrides) -> Config:
+    try:
+        return Config.from_env(**overrides)
+    except ValueError as exc:
+        ctx.fail(str(exc))
+
+
+@click.group()
+@click.version_option(package_name="nam-kg")
+def main() -> None:
+    """nam-kg: a source-faithful knowledge graph of one article, served over SPARQL 1.1."""
+
+
+@main.command()
+@click.option("--host", help="Interface to bind [NAMKG_HOST, 127.0.0.1].")
+@click.option("--port", type=int, help="Port [NAMKG_PORT, 8000].")
+@click.option("--store", type=click.Path(path_type=Path), help="Store directory [NAMKG_STORE].")
+@click.option("--threads", "http_threads", type=int, help="HTTP threads [NAMKG_HTTP_THREADS, 16].")
+@click.option("--query-workers", type=int, help="Query processes [NAMKG_QUERY_WORKERS, 2].")
+@click.option("--timeout", "query_timeout", type=float, help="Query deadline, s [NAMKG_QUERY_TIMEOUT, 5].")
+@click.pass_context
+def serve(ctx, **opts) -> None:
+    """Serve the SPARQL endpoint, UI and linked-data pages; build the store first if missing."""
+    from . import build as builder
+    from .serve import run
+
+    config = _config(ctx, **opts)
+    if not (Path(config.store) / "current").exists():
+        click.echo(f"no store in {config.store}: building it", err=True)
+        _build_or_exit(builder, config)
+    try:
+        builder.open_store(config.store)  # fail loudly now, not on the first query
+    except OSError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    run(config)
+
+
+@main.command()
+@click.option("--store", type=click.Path(path_type=Path), help="Store directory [NAMKG_STORE].")
+@click.option("--base-iri", help="Base of the minted IRIs [NAMKG_BASE_IRI].")
+@click.pass_context
+def build(ctx, store, base_iri) -> None:
+    """Parse, validate and load ontology and data into a new store, swapped in atomically."""
+    from . import build as builder
+
+    _build_or_exit(builder, _config(ctx, store=store, base_iri=base_iri))
+
+
+def _build_or_exit(builder, config: Config) -> None:
+    from .validation import InputError
+
+    try:
+        builder.build(config, log=lambda m: click.echo(m, err=True))
+    except (builder.BuildError, InputError) as exc:
+        click.echo(f"build failed, previous store kept: {exc}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--shapes", type=click.Path(exists=True, path_type=Path), help="Shapes file.")
+@click.pass_context
+def validate(ctx, paths, fmt, shapes) -> None:
+    """Validate Turtle against the shapes: exit 0 conforms, 1 violations, 2 unreadable input.
+
+    PATHS are Turtle files or directories (default: the repository's ontology and data).
+    """
+    from .build import Sources
+    from .validation import InputError, ValidationCrash, validate as run_validation
+
+    sources = Sources.of(_config(ctx).root)
+    files = _expand(paths) if paths else sources.facts + sources.links
+    ontology = [] if paths else sources.ontology
+    try:
+        report = run_validation(files, shapes or sources.shapes, ontology_paths=ontology)
+    except (InputError, ValidationCrash) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    out = {"text": report.to_text, "json": report.to_json, "turtle": report.to_turtle,
+           "junit": report.to_junit}[fmt]()
+    click.echo(out)
+    sys.exit(0 if report.conforms else 1)
+
+
+def _expand(paths) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        files += sorted(p.rglob("*.ttl")) if p.is_dir() else [p]
+    return files
+
+
+@main.command()
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--format", "fmt", default=None,
+              help="Result format: json, xml, csv, tsv (SELECT/ASK); ttl, nt, nq, trig, rdf, jsonld.")
+@click.option("--store", type=click.Path(path_type=Path), help="Store directory [NAMKG_STORE].")
+@click.pass_context
+def query(ctx, file, fmt, store) -> None:
+    """Run a SPARQL query (FILE.rq, or - for stdin) against the built store."""
+    from .build import open_store
+    from .protocol import ProtocolError, negotiate
+
+    config = _config(ctx, store=store)
+    try:
+        chosen = negotiate(None, fmt)
+    except ProtocolError as exc:
+        ctx.fail(exc.message)
+    try:
+        st = open_store(config.store)
+    except OSError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    import pyoxigraph as ox
+
+    try:
+        result = st.query(file.read(), use_default_graph_as_union=True)
+    except SyntaxError as exc:
+        click.echo(f"query error: {exc}", err=True)
+        sys.exit(1)
+    if isinstance(result, ox.QueryTriples):
+        body = ox.serialize(result, format=ox.RdfFormat.from_media_type(chosen.graph))
+    else:
+        body = result.serialize(format=ox.QueryResultsFormat.from_media_type(chosen.solutions))
+    sys.stdout.buffer.write(body)
+
+
+@main.command()
+@click.option("--format", "fmt", required=True,
+              type=click.Choice(["ttl", "nt", "nq", "trig", "jsonld", "wikibase", "quickstatements"]))
+@click.option("--reference-url", help="URL of the article, the source (S854) of each statement.")
+@click.option("--store", type=click.Path(path_type=Path), help="Store directory [NAMKG_STORE].")
+@click.pass_context
+def export(ctx, fmt, reference_url, store) -> None:
+    """Export the graph, the Wikidata-shaped view, or QuickStatements for Wikidata editors."""
+    from . import wikidata
+    from .build import open_store
+    from .iris import Iris
+
+    config = _config(ctx, store=store)
+    try:
+        st = open_store(config.store)
+    except OSError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    sys.stdout.buffer.write(wikidata.export(st, fmt, iris=Iris(config.base_iri),
+                                            reference_url=reference_url))
+
+
+@main.group(name="wikidata")
+def wikidata_group() -> None:
+    """Wikidata links."""
+
+
+@wikidata_group.command()
+@click.option("--store", type=click.Path(path_type=Path), help="Store directory [NAMKG_STORE].")
+@click.pass_context
+def check(ctx, store) -> None:
+    """Compare each linked item's label with Wikidata's API (skipped when offline)."""
+    from . import wikidata
+    from .build import open_store
+    from .iris import Iris
+
+    config = _config(ctx, store=store)
+    st = open_store(config.store)
+    results = wikidata.check_links(wikidata.links_from_store(st, Iris(config.base_iri)))
+    bad = 0
+    for r in results:
+        click.echo(f"{r.status:9} {r.qid:10} {r.entity}  {r.detail}")
+        bad += r.status == "mismatch"
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Run the app under gunicorn (threads in one process; queries go to the executor's workers)."""
+
+from __future__ import annotations
+
+from gunicorn.app.base import BaseApplication
+
+from .config import Config
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, config: Config):
+        self.config_ = config
+        super().__init__()
+
+    def load_config(self) -> None:
+        c = self.config_
+        for key, value in {
+            "bind": f"[{c.host}]:{c.port}" if ":" in c.host else f"{c.host}:{c.port}",
+            "workers": 1,  # one process; the query executor owns the parallel workers
+            "worker_class": "gthread",
+            "threads": c.http_threads,
+            "timeout": int(c.query_timeout * 4) + 30,
+            "graceful_timeout": 5,
+            "accesslog": None,  # the app logs one structured line per request itself
+            "errorlog": "-",
+            "loglevel": "info",
+            "limit_request_line": 16384,
+        }.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from .app import create_app
+
+        return create_app(self.config_)
+
+
+def run(config: Config) -> None:
+    _Gunicorn(config).run()
