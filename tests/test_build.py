@@ -1,0 +1,121 @@
+"""`namkg build`: atomic, repeatable, and a failed or killed build never replaces a good store."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pyoxigraph as ox
+import pytest
+
+from server.build import current_path, open_store
+from server.iris import Iris
+
+from .conftest import NAMKG, REPO, namkg
+
+ASK = "ASK { ?s ?p ?o }"
+
+
+def graph_dump(store_dir: Path) -> list[str]:
+    """Every quad but the build metadata, as sorted N-Quads lines."""
+    store = open_store(store_dir)
+    meta = ox.NamedNode(Iris().graph("meta"))
+    quads = [q for q in store.quads_for_pattern(None, None, None, None) if q.graph_name != meta]
+    return sorted(ox.serialize(quads, format=ox.RdfFormat.N_QUADS).decode().splitlines())
+
+
+def answers(store_dir: Path) -> bool:
+    return bool(open_store(store_dir).query(ASK, use_default_graph_as_union=True))
+
+
+def copy_repo(tmp: Path) -> Path:
+    root = tmp / "repo"
+    for part in ("ontology", "data"):
+        shutil.copytree(REPO / part, root / part)
+    return root
+
+
+def test_build_twice_gives_the_same_graph(tmp_path, built_store):
+    done = namkg("build", "--store", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    first = graph_dump(tmp_path)
+    assert first == graph_dump(built_store)
+    done = namkg("build", "--store", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert graph_dump(tmp_path) == first
+    assert len(first) > 1000
+
+
+def test_build_records_metadata(built_store):
+    store = open_store(built_store)
+    meta = ox.NamedNode(Iris().graph("meta"))
+    sha = ox.NamedNode("https://w3id.org/nam-kg/ontology#sourceSha256")
+    values = [q.object.value for q in store.quads_for_pattern(None, sha, None, meta)]
+    assert values == ["06035976f49fe52ced0365899acaa81da2edd55767c9283c3cb00c6f6ce83d0b"]
+    graphs = {g.value for g in store.named_graphs()}
+    assert graphs == set(Iris().graphs().values())
+
+
+@pytest.mark.parametrize("breakage", ["syntax", "violation"])
+def test_failed_build_keeps_the_previous_store(tmp_path, breakage):
+    root = copy_repo(tmp_path)
+    store = tmp_path / "store"
+    env = {"NAMKG_ROOT": str(root)}
+    assert namkg("build", "--store", str(store), env=env).returncode == 0
+    before = current_path(store)
+    facts = root / "data" / "facts.ttl"
+    if breakage == "syntax":
+        facts.write_text(facts.read_text() + "\n:broken a .\n", encoding="utf-8")
+    else:  # a fact that loses its quote
+        text = facts.read_text(encoding="utf-8")
+        facts.write_text(text.replace("    prov:wasDerivedFrom :quote-03 .", "    .", 1),
+                         encoding="utf-8")
+    done = namkg("build", "--store", str(store), env=env)
+    assert done.returncode == 1
+    assert "previous store kept" in done.stderr
+    if breakage == "syntax":
+        assert "facts.ttl" in done.stderr
+    else:
+        assert "nam-second-largest" in done.stderr
+    assert current_path(store) == before
+    assert answers(store)
+
+
+def test_kill_9_during_build_leaves_the_previous_store_serving(tmp_path):
+    store = tmp_path / "store"
+    assert namkg("build", "--store", str(store)).returncode == 0
+    before = current_path(store)
+    known = set((store / "builds").iterdir())
+    proc = subprocess.Popen([*NAMKG, "build", "--store", str(store)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (set((store / "builds").iterdir()) - known):
+        time.sleep(0.005)  # wait until the new build directory is being written
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert set((store / "builds").iterdir()) - known, "the build never started writing"
+    assert current_path(store) == before
+    assert answers(store)
+    # The next build cleans up the leftover and succeeds.
+    assert namkg("build", "--store", str(store)).returncode == 0
+    assert len(list((store / "builds").iterdir())) == 2  # the new one and the previous
+
+
+def test_query_command_answers_from_the_store(built_store):
+    done = namkg("query", "queries/01-nam-member-count.rq", "--format", "json",
+                 "--store", str(built_store))
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["results"]["bindings"]
+    assert rows[0]["count"]["value"] == "120"
+
+
+def test_query_command_reports_errors(built_store, tmp_path):
+    done = namkg("query", "-", "--store", str(built_store), input="SELEC nothing")
+    assert done.returncode == 1 and "query error" in done.stderr
+    done = namkg("query", "queries/01-nam-member-count.rq", "--store", str(tmp_path / "none"))
+    assert done.returncode == 2 and "no store built" in done.stderr
