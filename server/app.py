@@ -154,7 +154,8 @@ def dataset():
     triples = [ox.Triple(q.subject, q.predicate, q.object)
                for g in ("meta", "facts") for q in store.quads_for_pattern(
                    None, None, None, ox.NamedNode(iris.graph(g)))
-               if q.subject == ds or (g == "meta" and q.subject.value.startswith(iris.base + "graph/"))]
+               if q.subject == ds
+               or (g == "meta" and q.subject.value.startswith(iris.base + "graph/"))]
     root = request.url_root
     triples += [ox.Triple(ds, ox.NamedNode(void + "sparqlEndpoint"), ox.NamedNode(root + "sparql")),
                 ox.Triple(ds, ox.NamedNode(void + "uriSpace"), ox.Literal(iris.base + "id/")),

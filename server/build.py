@@ -82,7 +82,8 @@ def current_path(store_dir: Path) -> Path:
     """The build being served (resolved ``current`` symlink)."""
     link = Path(store_dir) / "current"
     if not link.is_symlink() and not link.exists():
-        raise FileNotFoundError(f"no store built in {store_dir} (run `namkg build --store {store_dir}`)")
+        raise FileNotFoundError(
+            f"no store built in {store_dir} (run `namkg build --store {store_dir}`)")
     target = link.resolve()
     if not target.is_dir():
         raise FileNotFoundError(f"{link} points to a missing build {target}")

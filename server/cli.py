@@ -10,6 +10,7 @@ import click
 from .config import Config
 
 FORMATS = ("text", "json", "turtle", "junit")
+EXPORTS = ("ttl", "nt", "nq", "trig", "jsonld", "wikibase", "quickstatements")
 
 
 def _config(ctx: click.Context, **overrides) -> Config:
@@ -31,7 +32,8 @@ def main() -> None:
 @click.option("--store", type=click.Path(path_type=Path), help="Store directory [NAMKG_STORE].")
 @click.option("--threads", "http_threads", type=int, help="HTTP threads [NAMKG_HTTP_THREADS, 16].")
 @click.option("--query-workers", type=int, help="Query processes [NAMKG_QUERY_WORKERS, 2].")
-@click.option("--timeout", "query_timeout", type=float, help="Query deadline, s [NAMKG_QUERY_TIMEOUT, 5].")
+@click.option("--timeout", "query_timeout", type=float,
+              help="Query deadline, s [NAMKG_QUERY_TIMEOUT, 5].")
 @click.pass_context
 def serve(ctx, **opts) -> None:
     """Serve the SPARQL endpoint, UI and linked-data pages; build the store first if missing."""
@@ -82,7 +84,8 @@ def validate(ctx, paths, fmt, shapes) -> None:
     PATHS are Turtle files or directories (default: the repository's ontology and data).
     """
     from .build import Sources
-    from .validation import InputError, ValidationCrash, validate as run_validation
+    from .validation import InputError, ValidationCrash
+    from .validation import validate as run_validation
 
     sources = Sources.of(_config(ctx).root)
     files = _expand(paths) if paths else sources.facts + sources.links
@@ -108,7 +111,8 @@ def _expand(paths) -> list[Path]:
 @main.command()
 @click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.option("--format", "fmt", default=None,
-              help="Result format: json, xml, csv, tsv (SELECT/ASK); ttl, nt, nq, trig, rdf, jsonld.")
+              help="Result format: json, xml, csv, tsv (SELECT/ASK); "
+              "ttl, nt, nq, trig, rdf, jsonld (CONSTRUCT/DESCRIBE).")
 @click.option("--store", type=click.Path(path_type=Path), help="Store directory [NAMKG_STORE].")
 @click.pass_context
 def query(ctx, file, fmt, store) -> None:
@@ -142,7 +146,7 @@ def query(ctx, file, fmt, store) -> None:
 
 @main.command()
 @click.option("--format", "fmt", required=True,
-              type=click.Choice(["ttl", "nt", "nq", "trig", "jsonld", "wikibase", "quickstatements"]))
+              type=click.Choice(EXPORTS))
 @click.option("--reference-url", help="URL of the article, the source (S854) of each statement.")
 @click.option("--store", type=click.Path(path_type=Path), help="Store directory [NAMKG_STORE].")
 @click.pass_context

@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 NAMKG = [sys.executable, "-m", "server.cli"]
 
 
-def namkg(*args: str, env: dict | None = None, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+def namkg(*args: str, env: dict | None = None, timeout: float = 120,
+          **kw) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess."""
     return subprocess.run([*NAMKG, *args], capture_output=True, text=True, timeout=timeout,
                           cwd=REPO, env={**os.environ, **(env or {})}, **kw)

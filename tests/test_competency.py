@@ -37,6 +37,7 @@ def test_every_query_has_a_header_and_an_expected_answer():
 
 @pytest.mark.parametrize("query", QUERIES, ids=lambda p: p.stem)
 def test_query_answers_as_expected(built_store, query):
-    result = open_store(built_store).query(query.read_text("utf-8"), use_default_graph_as_union=True)
+    store = open_store(built_store)
+    result = store.query(query.read_text("utf-8"), use_default_graph_as_union=True)
     want = expected(query)
     assert canonical(rows_of(result), want["ordered"]) == canonical(want["rows"], want["ordered"])
