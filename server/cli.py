@@ -77,8 +77,10 @@ def _build_or_exit(builder, config: Config) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--shapes", type=click.Path(exists=True, path_type=Path), help="Shapes file.")
+@click.option("--engine", type=click.Choice(["oxigraph", "pyshacl"]), default="oxigraph",
+              show_default=True, help="Where sh:sparql constraints run (same reports).")
 @click.pass_context
-def validate(ctx, paths, fmt, shapes) -> None:
+def validate(ctx, paths, fmt, shapes, engine) -> None:
     """Validate Turtle against the shapes: exit 0 conforms, 1 violations, 2 unreadable input.
 
     PATHS are Turtle files or directories (default: the repository's ontology and data).
@@ -91,7 +93,8 @@ def validate(ctx, paths, fmt, shapes) -> None:
     files = _expand(paths) if paths else sources.facts + sources.links
     ontology = [] if paths else sources.ontology
     try:
-        report = run_validation(files, shapes or sources.shapes, ontology_paths=ontology)
+        report = run_validation(files, shapes or sources.shapes, ontology_paths=ontology,
+                                sparql_engine=engine)
     except (InputError, ValidationCrash) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

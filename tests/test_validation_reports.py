@@ -1,0 +1,393 @@
+"""SHACL validation: data-driven fixtures, the pyshacl gYear traps, both SPARQL engines, reports.
+
+Each data fixture in tests/fixtures/validation/ declares in its leading comments what it expects:
+
+    # shapes: other.shapes.ttl          (default core.shapes.ttl)
+    # ontology: core.ontology.ttl       (mixed into the data graph)
+    # expect: none | focus=ex:m1 path=ex:end constraint=SPARQL value='"2005"^^<...>' ...
+    # expect@pyshacl: ...               (engine-specific; replaces `expect` for that engine)
+    # expect-crash: shape=ex:S constraint=LessThanOrEquals
+    # expect-input-error: line=8 col=32
+    # conforms: true | false
+
+``*.shapes.ttl`` files declare ``# expect-shapes:`` lines for :func:`validate_shapes`.
+In expectations, ``focus=_`` means any blank node and CURIEs use the file's own prefixes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from pathlib import Path
+
+import pyoxigraph as ox
+import pyshacl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rdflib import BNode, Graph, URIRef
+from rdflib.collection import Collection
+from rdflib.namespace import SH, XSD
+from rdflib.term import _toPythonMapping
+
+from server.validation import (
+    InputError,
+    Report,
+    ValidationCrash,
+    Violation,
+    _plan_sparql_checks,
+    load_graph,
+    parse_path,
+    path_string,
+    validate,
+    validate_shapes,
+    violations_from_graph,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "validation"
+CORE = FIXTURES / "core.shapes.ttl"
+ENGINES = ("pyshacl", "oxigraph")
+KEYS = {"shapes", "ontology", "expect", "expect@pyshacl", "expect@oxigraph", "expect-crash",
+        "expect-input-error", "conforms", "expect-shapes"}
+CASES = sorted(p for p in FIXTURES.glob("*.ttl") if not p.name.endswith((".shapes.ttl",
+                                                                          ".ontology.ttl")))
+SHAPES = sorted(FIXTURES.glob("*.shapes.ttl"))
+EX = "http://example.org/"
+# rdflib's own complaint on the way to pyshacl's gYear TypeError
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:NotImplemented should not be used:DeprecationWarning")
+
+
+def headers(path: Path) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        m = re.match(r"#\s*([a-z][\w@-]*):\s*(.*)$", line)
+        if m and (m.group(1) in KEYS or m.group(1).startswith("expect")):
+            assert m.group(1) in KEYS, f"{path.name}: unknown header {m.group(1)!r}"
+            out.setdefault(m.group(1), []).append(m.group(2).strip())
+    return out
+
+
+def expectations(path: Path, lines: list[str]) -> list[dict[str, str]]:
+    if lines == ["none"]:
+        return []
+    prefixes = dict(re.findall(r"@prefix\s+(\w*):\s*<([^>]*)>", path.read_text(encoding="utf-8")))
+
+    def expand(key, value):
+        if key == "constraint" and re.fullmatch(r"\w+", value):
+            return f"{SH}{value}ConstraintComponent"
+        m = re.fullmatch(r"(\w*):(\w+)", value)
+        if key in ("focus", "path", "shape") and m and m.group(1) in prefixes:
+            return prefixes[m.group(1)] + m.group(2)
+        return value
+
+    return [
+        {k: expand(k, v) for k, v in (tok.split("=", 1) for tok in shlex.split(line))}
+        for line in lines
+    ]
+
+
+def assert_matches(found: list[Violation], expected: list[dict[str, str]]) -> None:
+    """Every expectation matches a distinct result and no result is left over."""
+
+    def ok(v, exp):
+        return all(
+            getattr(v, k).startswith("_:") if want == "_" and k in ("focus", "shape")
+            else getattr(v, k) == want
+            for k, want in exp.items()
+        )
+
+    left = list(found)
+    for exp in sorted(expected, key=len, reverse=True):
+        hit = next((v for v in left if ok(v, exp)), None)
+        assert hit is not None, f"expected {exp}\nnot among:\n" + "\n".join(map(str, left))
+        left.remove(hit)
+    assert not left, "unexpected results:\n" + "\n".join(map(str, left))
+
+
+def run(case: Path, engine: str, **kw) -> Report:
+    h = headers(case)
+    return validate(
+        [case], FIXTURES / h.get("shapes", ["core.shapes.ttl"])[0],
+        ontology_paths=[FIXTURES / o for o in h.get("ontology", [])], sparql_engine=engine, **kw)
+
+
+def unlabelled(violations: list[Violation]) -> list[Violation]:
+    """Blank node labels differ between parses; compare everything else."""
+
+    def strip(s):
+        return "_:" if s and s.startswith("_:") else s
+
+    return sorted((replace(v, focus=strip(v.focus), shape=strip(v.shape)) for v in violations),
+                  key=Violation.sort_key)
+
+
+# ---------------------------------------------------------------------------- data-driven
+
+
+def test_every_fixture_declares_an_expectation():
+    for case in CASES:
+        h = headers(case)
+        assert {"expect", "expect@pyshacl", "expect-crash", "expect-input-error"} & h.keys(), case
+    for shapes in SHAPES:
+        assert "expect-shapes" in headers(shapes), shapes
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def test_fixture(case: Path, engine: str):
+    h = headers(case)
+    if "expect-input-error" in h:
+        where = dict(tok.split("=") for tok in h["expect-input-error"][0].split())
+        with pytest.raises(InputError) as err:
+            run(case, engine)
+        assert (err.value.line, err.value.col) == (int(where["line"]), int(where["col"]))
+        assert str(err.value).startswith(f"{case}:{where['line']}:{where['col']}: Turtle syntax")
+        return
+    if "expect-crash" in h:
+        (want,) = expectations(case, h["expect-crash"])
+        with pytest.raises(ValidationCrash) as err:
+            run(case, engine)
+        shape = want["shape"].replace("ex:", EX)
+        assert err.value.shape == shape and err.value.constraint == want["constraint"]
+        assert shape in str(err.value)
+        return
+    report = run(case, engine)
+    lines = h[f"expect@{engine}"] if f"expect@{engine}" in h else h["expect"]
+    assert_matches(report.violations, expectations(case, lines))
+    if "conforms" in h:
+        assert report.conforms is (h["conforms"][0] == "true")
+
+
+@pytest.mark.parametrize("shapes", SHAPES, ids=lambda p: p.stem)
+def test_shapes_against_shacl_shacl(shapes: Path):
+    report = validate_shapes(shapes)
+    expected = expectations(shapes, headers(shapes)["expect-shapes"])
+    assert_matches(report.violations, expected)
+    assert report.conforms is (not expected)
+
+
+# ---------------------------------------------------------------------------- engines
+
+
+def test_oxigraph_engine_takes_every_sparql_constraint_of_the_core_shapes():
+    # Otherwise "both engines agree" below would only compare pyshacl with itself.
+    planned = _plan_sparql_checks(load_graph([CORE]))
+    assert len(planned) == len(set(load_graph([CORE]).subject_objects(SH.sparql))) == 3
+    assert {c.shape for c in planned} >= {URIRef(EX + "MembershipShape"),
+                                          URIRef(EX + "MemberOfShape")}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if headers(c).keys() & {"expect"}],
+                         ids=lambda p: p.stem)
+def test_engines_agree(case: Path):
+    a, b = run(case, "pyshacl"), run(case, "oxigraph")
+    assert unlabelled(a.violations) == unlabelled(b.violations)
+    assert a.conforms == b.conforms
+
+
+def test_oxigraph_engine_binds_many_focus_nodes_including_blank_ones(tmp_path):
+    # More focus nodes than one VALUES block holds, and blank nodes (bound one by one).
+    lines = ["@prefix ex: <http://example.org/> .",
+             "@prefix xsd: <http://www.w3.org/2001/XMLSchema#> ."]
+    late = set()
+    for i in range(6000):
+        begin, end = 1900 + i % 100, 1900 + i % 100 + (-1 if i % 7 == 0 else 3)
+        subject = f"ex:m{i}" if i % 1000 else "[]"  # six blank memberships, one per thousand
+        lines.append(f'{subject} a ex:Membership ; ex:begin "{begin}"^^xsd:gYear ; '
+                     f'ex:end "{end}"^^xsd:gYear .')
+        if i % 7 == 0:
+            late.add(EX + f"m{i}" if i % 1000 else f"blank{i}")
+    data = tmp_path / "many.ttl"
+    data.write_text("\n".join(lines), encoding="utf-8")
+    report = validate([data], FIXTURES / "gyear-str.shapes.ttl", sparql_engine="oxigraph")
+    named = {v.focus for v in report.violations if not v.focus.startswith("_:")}
+    assert named == {f for f in late if f.startswith(EX)}
+    assert sum(v.focus.startswith("_:") for v in report.violations) == 1  # only i == 0 is late
+
+
+# ---------------------------------------------------------------------------- gYear traps
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_str_comparison_of_years_catches_end_before_begin(engine):
+    report = run(FIXTURES / "gyear-str.ttl", engine)
+    assert [(v.focus, v.message) for v in report.violations] == [
+        (EX + "late", "ends 2005 before it begins 2011")]
+
+
+def test_typed_year_comparison_silently_passes_in_pyshacl():
+    # If this fails, pyshacl learnt to order xsd:gYear: the STR() rule may be relaxed.
+    report = run(FIXTURES / "gyear-typed.ttl", "pyshacl")
+    assert report.conforms and report.violations == []
+    # Oxigraph orders gYear: one more reason to use STR(), so both engines agree.
+    assert [v.focus for v in run(FIXTURES / "gyear-typed.ttl", "oxigraph").violations] == [
+        EX + "late"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_less_than_or_equals_on_years_is_a_clear_error_not_a_traceback(engine):
+    with pytest.raises(ValidationCrash) as err:
+        run(FIXTURES / "gyear-less-than-or-equals.ttl", engine)
+    assert isinstance(err.value.__cause__, TypeError)  # what pyshacl raised
+    assert f"shape {EX}BeginNotAfterEndShape (LessThanOrEquals)" in str(err.value)
+    assert "compare STR()" in str(err.value)
+
+
+@pytest.fixture
+def rdfs_inference_ran():
+    """pyshacl's RDFS inference (owlrl) swaps rdflib's literal conversions for the process."""
+    saved = dict(_toPythonMapping)
+    pyshacl.validate(Graph(), shacl_graph=Graph(), inference="rdfs")
+    assert _toPythonMapping[XSD.gYear] is not None  # gYear literals now get Python values
+    yield
+    _toPythonMapping.clear()
+    _toPythonMapping.update(saved)
+
+
+def test_results_do_not_depend_on_owlrl_having_run(rdfs_inference_ran):
+    # Unpinned, pyshacl would now order gYear: no crash, no false sh:minInclusive results.
+    with pytest.raises(ValidationCrash):
+        run(FIXTURES / "gyear-less-than-or-equals.ttl", "pyshacl")
+    assert len(run(FIXTURES / "gyear-min-inclusive.ttl", "pyshacl").violations) == 2
+    assert _toPythonMapping[XSD.gYear] is not None  # the caller's state is given back
+
+
+# ---------------------------------------------------------------------------- input errors
+
+
+def test_missing_file_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match=r"nope\.ttl: cannot read"):
+        validate([tmp_path / "nope.ttl"], CORE)
+    with pytest.raises(InputError, match=r"nope\.shapes\.ttl: cannot read"):
+        validate([FIXTURES / "valid.ttl"], tmp_path / "nope.shapes.ttl")
+
+
+def test_shapes_syntax_error_names_the_shapes_file(tmp_path):
+    shapes = tmp_path / "bad.shapes.ttl"
+    shapes.write_text("@prefix sh: <http://www.w3.org/ns/shacl#> .\n\n<urn:s> sh:path .\n")
+    with pytest.raises(InputError) as err:
+        validate([FIXTURES / "valid.ttl"], shapes)
+    assert str(err.value) == f"{shapes}:3:17: Turtle syntax error: . is not a valid RDF object"
+
+
+def test_bad_utf8_is_located(tmp_path):
+    data = tmp_path / "latin1.ttl"
+    data.write_bytes(b'@prefix ex: <http://example.org/> .\nex:a ex:name "Baku\xe9" .\n')
+    with pytest.raises(InputError, match=r"latin1\.ttl:2:19: Turtle syntax error: Invalid UTF-8"):
+        load_graph([data])
+
+
+# ---------------------------------------------------------------------------- reports
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    return run(FIXTURES / "invalid-organisations.ttl", "pyshacl")
+
+
+def test_text_report(report):
+    lines = report.to_text().splitlines()
+    assert len(lines) == len(report.violations) + 1
+    for line in lines[:-1]:
+        assert re.match(r"(Violation|Warning|Info) focus=\S+ path=\S+ value=.* constraint=\w+: ",
+                        line), line
+    assert f"focus=<{EX}un> path=^<{EX}memberOf> value=- constraint=MinCount: an organisation" \
+        in lines[-2]
+    assert lines[-1].startswith("FAIL: 3 violations, 1 warnings, 0 infos in 2 files")
+
+
+def test_json_report(report):
+    body = json.loads(report.to_json())
+    assert set(body) == {"conforms", "violations", "files"}
+    assert body["conforms"] is False and body["files"] == report.files
+    assert [Violation(**v) for v in body["violations"]] == report.violations
+
+
+def test_turtle_report_is_a_validation_report(report):
+    g = Graph().parse(data=report.to_turtle(), format="turtle")
+    assert unlabelled(violations_from_graph(g)) == unlabelled(report.violations)
+    ask = """ASK { ?r a sh:ValidationReport ; sh:conforms false ;
+                     sh:result [ sh:focusNode <http://example.org/un> ;
+                                 sh:resultPath [ sh:inversePath <http://example.org/memberOf> ] ;
+                                 sh:resultSeverity sh:Violation ] }"""
+    assert g.query(ask, initNs={"sh": SH}).askAnswer
+
+
+def test_junit_report(report):
+    root = ET.fromstring(report.to_junit())
+    cases = root.findall("./testsuite/testcase")
+    assert len(cases) == len(report.shapes) >= 10  # passing shapes are passing tests
+    failures = root.findall(".//failure")
+    assert len(failures) == 3 == int(root.find("testsuite").get("failures"))
+    by_name = {c.get("name"): c for c in cases}
+    inverse = by_name["ex:OrganisationShape / ^ex:memberOf"].find("failure")
+    assert inverse.get("type") == "MinCount" and "an organisation" in inverse.get("message")
+    assert by_name["ex:MemberOfShape"].find("failure") is not None
+    warned = by_name["ex:CountryShape / ex:sameAs"]  # a warning is output, not a failure
+    assert warned.find("failure") is None and "Warning" in warned.find("system-out").text
+    assert by_name["ex:PersonShape / ex:name"].find("failure") is None
+
+
+def test_warnings_fail_when_not_allowed():
+    strict = run(FIXTURES / "warning-only.ttl", "pyshacl", allow_warnings=False)
+    assert not strict.conforms
+    assert len(ET.fromstring(strict.to_junit()).findall(".//failure")) == 1
+    assert run(FIXTURES / "warning-only.ttl", "pyshacl").conforms
+
+
+def test_reports_carry_any_literal(tmp_path):
+    data = tmp_path / "odd.ttl"
+    data.write_text('@prefix ex: <http://example.org/> .\n'
+                    'ex:p a ex:Person ; ex:name """bell\\u0007 & <tag>\n\\"أذربيجان\\\\"""@en .\n',
+                    encoding="utf-8")
+    report = validate([data], CORE)
+    (v,) = report.violations
+    assert v.value == '"bell\x07 & <tag>\\n\\"أذربيجان\\\\"@en'
+    failure = ET.fromstring(report.to_junit()).find(".//failure")
+    assert "&amp;" not in failure.text and "<tag>" in failure.text and "أذربيجان" in failure.text
+    g = Graph().parse(data=report.to_turtle(), format="turtle")
+    assert unlabelled(violations_from_graph(g)) == unlabelled(report.violations)
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+def shacl_paths(depth=3):
+    iri = st.sampled_from(["urn:p", "urn:q", "http://example.org/r"]).map(lambda s: ("iri", s))
+    return st.recursive(iri, lambda inner: st.one_of(
+        st.tuples(st.just("inv"), inner),
+        st.tuples(st.sampled_from([SH.zeroOrMorePath, SH.oneOrMorePath, SH.zeroOrOnePath]), inner),
+        st.tuples(st.just("seq"), st.lists(inner, min_size=2, max_size=3)),
+        st.tuples(st.just("alt"), st.lists(inner, min_size=2, max_size=3)),
+    ), max_leaves=6)
+
+
+def build(g: Graph, tree):
+    kind, arg = tree
+    if kind == "iri":
+        return URIRef(arg)
+    if kind == "seq":
+        return Collection(g, BNode(), [build(g, t) for t in arg]).uri
+    node = BNode()
+    if kind == "alt":
+        g.add((node, SH.alternativePath, Collection(g, BNode(), [build(g, t) for t in arg]).uri))
+    else:
+        g.add((node, SH.inversePath if kind == "inv" else kind, build(g, arg)))
+    return node
+
+
+@settings(max_examples=150, deadline=None)
+@given(shacl_paths())
+def test_paths_render_as_sparql_and_parse_back(tree):
+    g = Graph()
+    text = path_string(g, build(g, tree))
+    g2 = Graph()
+    assert path_string(g2, parse_path(text, g2)) == text
+    sparql = text if text.startswith(("<", "^", "(")) else f"<{text}>"
+    list(ox.Store().query(f"SELECT * WHERE {{ ?s {sparql} ?o }}"))  # valid SPARQL path syntax
