@@ -40,7 +40,7 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Config:
-        """Read ``NAMKG_*`` from ``env`` (default ``os.environ``); ``overrides`` win when not None."""
+        """Read ``NAMKG_*`` from ``env`` (default ``os.environ``); non-None ``overrides`` win."""
         env = os.environ if env is None else env
         values = {}
         for f in fields(cls):
