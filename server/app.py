@@ -217,12 +217,7 @@ def load_examples(root: Path) -> list[dict]:
 
 
 def _query_hash() -> str | None:
-    text = request.args.get("query") or request.args.get("update")
-    if text is None and request.method == "POST":
-        if request.mimetype in ("application/sparql-query", "application/sparql-update"):
-            raw = request.get_data(cache=True)
-            return hashlib.sha256(raw).hexdigest()[:16] if raw else None
-        text = request.form.get("query") or request.form.get("update")
+    text = g.get("sparql_text")  # set by the endpoint once it has parsed the request
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16] if text else None
 
 

@@ -1,0 +1,471 @@
+"""SPARQL 1.1 Protocol: request parsing, content negotiation, service description.
+
+Pure functions over werkzeug request data; the Flask routes live in ``endpoint.py``.
+
+>>> negotiate("text/csv;q=0.5, application/sparql-results+xml", None)
+Negotiated(solutions='application/sparql-results+xml', graph=None)
+>>> negotiate(None, None)
+Negotiated(solutions='application/sparql-results+json', graph='text/turtle')
+>>> negotiate("*/*", "ttl")
+Negotiated(solutions=None, graph='text/turtle')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import unquote_to_bytes
+
+import pyoxigraph as ox
+
+from .iris import GRAPH_NAMES, Iris
+
+QRF, RDF = ox.QueryResultsFormat, ox.RdfFormat
+
+# Server preference order: the first is the default, and ties in Accept go to the earlier one.
+SOLUTION_FORMATS: tuple[ox.QueryResultsFormat, ...] = (QRF.JSON, QRF.XML, QRF.CSV, QRF.TSV)
+GRAPH_FORMATS: tuple[ox.RdfFormat, ...] = (
+    RDF.TURTLE, RDF.N_TRIPLES, RDF.N_QUADS, RDF.TRIG, RDF.RDF_XML, RDF.JSON_LD,
+)
+# Formats pyoxigraph knows but we do not write, answered with one we do (Turtle is valid N3).
+_GRAPH_STANDINS = {RDF.N3: RDF.TURTLE, RDF.STREAMING_JSON_LD: RDF.JSON_LD}
+# ``format=`` names pyoxigraph's ``from_extension`` does not know (SPARQLWrapper sends several).
+_FORMAT_NAMES = {
+    "turtle": RDF.TURTLE, "ntriples": RDF.N_TRIPLES, "n-triples": RDF.N_TRIPLES,
+    "nquads": RDF.N_QUADS, "n-quads": RDF.N_QUADS, "rdfxml": RDF.RDF_XML,
+    "rdf+xml": RDF.RDF_XML, "json-ld": RDF.JSON_LD,
+}
+# pyoxigraph 0.5 gives JSON-LD a non-standard IRI; this is the one in http://www.w3.org/ns/formats/.
+_FORMAT_IRI = {RDF.JSON_LD: "http://www.w3.org/ns/formats/JSON-LD"}
+
+SPARQL_QUERY = "application/sparql-query"
+SPARQL_UPDATE = "application/sparql-update"
+FORM = "application/x-www-form-urlencoded"
+
+
+class ProtocolError(Exception):
+    """A request the protocol rejects; ``status`` and ``message`` become the HTTP answer."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, dict(headers or {})
+
+
+def media_type(fmt) -> str:
+    """The bare media type of a pyoxigraph format (pyoxigraph adds a charset to CSV/TSV).
+
+    >>> media_type(QRF.CSV), media_type(RDF.TURTLE)
+    ('text/csv', 'text/turtle')
+    """
+    return fmt.media_type.split(";")[0].strip()
+
+
+def format_iri(fmt) -> str:
+    return _FORMAT_IRI.get(fmt, fmt.iri)
+
+
+# ---------------------------------------------------------------- Accept header
+
+
+@dataclass(frozen=True)
+class MediaRange:
+    type: str
+    subtype: str
+    q: float
+
+    @property
+    def specificity(self) -> int:
+        return (self.type != "*") + (self.subtype != "*")
+
+    @property
+    def bare(self) -> str:
+        return f"{self.type}/{self.subtype}"
+
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_RANGE = re.compile(rf"^\s*({_TOKEN})/({_TOKEN})\s*$")
+_QVALUE = re.compile(r"^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$")
+# Split on commas and semicolons outside quoted strings (profile IRIs may be quoted).
+_PARTS = re.compile(r'(?:[^,;"]|"(?:[^"\\]|\\.)*")+|[,;]')
+
+
+def parse_accept(header: str | None) -> list[MediaRange]:
+    """The valid media ranges of an Accept header; malformed ones are skipped.
+
+    >>> [(r.bare, r.q) for r in parse_accept('text/html, */*;q=0.1, bad, a/b;q=7')]
+    [('text/html', 1.0), ('*/*', 0.1)]
+    >>> [r.bare for r in parse_accept('*')]  # seen from old clients; means */*
+    ['*/*']
+    """
+    ranges: list[MediaRange] = []
+    elements: list[list[str]] = [[]]
+    for token in _PARTS.findall(header or ""):
+        if token == ",":
+            elements.append([])
+        elif token != ";":
+            elements[-1].append(token.strip())
+    for element in elements:
+        if not element or not element[0]:
+            continue
+        name = "*/*" if element[0] == "*" else element[0]
+        match = _RANGE.match(name)
+        if not match:
+            continue
+        type_, subtype = match.group(1).lower(), match.group(2).lower()
+        if type_ == "*" and subtype != "*":
+            continue
+        q = 1.0
+        for param in element[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                value = value.strip()
+                q = float(value) if _QVALUE.match(value) else -1.0
+                break  # parameters after q are accept-extensions, not part of the range
+        if q >= 0:
+            ranges.append(MediaRange(type_, subtype, q))
+    return ranges
+
+
+def _quality(ranges: Sequence[MediaRange], canonical: str, is_alias) -> float:
+    """q of one offer: from the most specific matching range; aliases match only exactly."""
+    type_ = canonical.split("/")[0]
+    best, best_spec = 0.0, -1
+    for r in ranges:
+        if r.specificity == 2:
+            matches = r.bare == canonical or is_alias(r.bare)
+        elif r.specificity == 1:
+            matches = r.type == type_
+        else:
+            matches = True
+        if matches and (r.specificity > best_spec or (r.specificity == best_spec and r.q > best)):
+            best, best_spec = r.q, r.specificity
+    return best
+
+
+def _resolve(family, name: str):
+    """The format of ``family`` a media type names, or None (uses pyoxigraph's own table)."""
+    try:
+        fmt = family.from_media_type(name)
+    except ValueError:
+        return None
+    if family is RDF:
+        fmt = _GRAPH_STANDINS.get(fmt, fmt)
+        return fmt if fmt in GRAPH_FORMATS else None
+    return fmt if fmt in SOLUTION_FORMATS else None
+
+
+def _choose(ranges: Sequence[MediaRange], family, offers) -> tuple[object | None, float]:
+    best, best_q = None, 0.0
+    for fmt in offers:  # in preference order, so ties keep the earlier offer
+        q = _quality(ranges, media_type(fmt), lambda name, f=fmt: _resolve(family, name) == f)
+        if q > best_q:
+            best, best_q = fmt, q
+    return best, best_q
+
+
+def preferred_quality(accept: str | None, media: str) -> float:
+    """q the client gives to one media type (``*/*`` when there is no header).
+
+    >>> preferred_quality("text/html,application/xml;q=0.9,*/*;q=0.8", "text/html")
+    1.0
+    """
+    ranges = parse_accept(accept) or parse_accept("*/*")
+    return _quality(ranges, media, lambda name: False)
+
+
+def best_graph_quality(accept: str | None) -> float:
+    """q of the RDF format negotiation would pick (compare with ``preferred_quality``)."""
+    ranges = parse_accept(accept) or parse_accept("*/*")
+    return _choose(ranges, RDF, GRAPH_FORMATS)[1]
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """Chosen media types: ``solutions`` for SELECT/ASK, ``graph`` for CONSTRUCT/DESCRIBE."""
+
+    solutions: str | None
+    graph: str | None
+
+
+def parse_format(name: str) -> Negotiated:
+    """What a ``format=`` value names: a short name or a media type (400 if neither).
+
+    >>> parse_format("json")
+    Negotiated(solutions='application/sparql-results+json', graph='application/ld+json')
+    >>> parse_format("text/csv")
+    Negotiated(solutions='text/csv', graph=None)
+    """
+    key = name.strip().lower()
+    if "/" in key:
+        sol, graph = _resolve(QRF, key), _resolve(RDF, key)
+    else:
+        sol = _from_extension(QRF, key)
+        graph = _FORMAT_NAMES.get(key) or _from_extension(RDF, key)
+        graph = _GRAPH_STANDINS.get(graph, graph)
+        sol = sol if sol in SOLUTION_FORMATS else None
+        graph = graph if graph in GRAPH_FORMATS else None
+    if sol is None and graph is None:
+        raise ProtocolError(400, f"Unknown result format {name!r}; use one of: " + _known_names())
+    return Negotiated(sol and media_type(sol), graph and media_type(graph))
+
+
+def _from_extension(family, key: str):
+    try:
+        return family.from_extension(key)
+    except ValueError:
+        return None
+
+
+def _known_names() -> str:
+    names = ["json", "xml", "csv", "tsv", "ttl", "nt", "nq", "trig", "rdf", "jsonld"]
+    return ", ".join(names) + " or a media type"
+
+
+def negotiate(accept: str | None, format_param: str | None = None) -> Negotiated:
+    """Pick result formats from ``format=`` (wins) or the Accept header.
+
+    >>> negotiate("application/json", None)
+    Negotiated(solutions='application/sparql-results+json', graph='application/ld+json')
+    >>> negotiate("text/*;q=0.9, application/rdf+xml", None)
+    Negotiated(solutions='text/csv', graph='application/rdf+xml')
+    >>> negotiate("image/png", None)
+    Negotiated(solutions=None, graph=None)
+    """
+    if format_param and format_param.strip():
+        return parse_format(format_param)
+    ranges = parse_accept(accept) or parse_accept("*/*")
+    sol = _choose(ranges, QRF, SOLUTION_FORMATS)[0]
+    graph = _choose(ranges, RDF, GRAPH_FORMATS)[0]
+    return Negotiated(sol and media_type(sol), graph and media_type(graph))
+
+
+# ---------------------------------------------------------------- requests
+
+
+@dataclass
+class SparqlRequest:
+    """One parsed query or update request."""
+
+    text: str
+    default_graphs: list[str] = field(default_factory=list)
+    named_graphs: list[str] = field(default_factory=list)
+    format: str | None = None  # the first non-empty ``format`` parameter
+
+    @property
+    def has_dataset(self) -> bool:
+        return bool(self.default_graphs or self.named_graphs)
+
+
+def _decode(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(
+            400, f"{what} is not valid UTF-8 (invalid byte at offset {exc.start})"
+        ) from None
+
+
+def parse_pairs(raw: bytes, what: str = "The query string") -> list[tuple[str, str]]:
+    """Decode ``application/x-www-form-urlencoded`` bytes strictly as UTF-8.
+
+    >>> parse_pairs(b"query=ASK%7B%7D&x&default-graph-uri=a+b")
+    [('query', 'ASK{}'), ('x', ''), ('default-graph-uri', 'a b')]
+    """
+    pairs = []
+    for part in raw.split(b"&"):
+        if part:
+            name, _, value = part.partition(b"=")
+            pairs.append(tuple(
+                _decode(unquote_to_bytes(x.replace(b"+", b" ")), what) for x in (name, value)
+            ))
+    return pairs
+
+
+def read_body(request, max_body: int) -> bytes:
+    """The request body, refusing (413) more than ``max_body`` bytes before and while reading."""
+    too_large = ProtocolError(413, f"Request body larger than {max_body} bytes")
+    length = request.content_length
+    if length is not None and length > max_body:
+        raise too_large
+    chunks, total = [], 0
+    stream = request.stream
+    while True:
+        chunk = stream.read(min(65536, max_body + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > max_body:
+            raise too_large
+
+
+def _url_pairs(request, max_body: int) -> list[tuple[str, str]]:
+    if len(request.query_string) > max_body:
+        raise ProtocolError(414, f"Query string longer than {max_body} bytes")
+    return parse_pairs(request.query_string)
+
+
+def _values(pairs: Iterable[tuple[str, str]], name: str) -> list[str]:
+    return [v for k, v in pairs if k == name]
+
+
+def _check_charset(request) -> None:
+    charset = request.mimetype_params.get("charset")
+    if charset and charset.strip().lower() not in ("utf-8", "utf8", "us-ascii"):
+        raise ProtocolError(415, f"Unsupported charset {charset!r}; send UTF-8")
+
+
+def _graph_iris(pairs, name: str) -> list[str]:
+    iris = _values(pairs, name)
+    for iri in iris:
+        try:
+            ox.NamedNode(iri)
+        except ValueError:
+            raise ProtocolError(400, f"{name} is not an absolute IRI: {iri!r}") from None
+    return iris
+
+
+def _single(values: list[str], name: str) -> str:
+    if not values:
+        raise ProtocolError(400, f"Missing '{name}' parameter")
+    if len(values) > 1:
+        raise ProtocolError(400, f"More than one '{name}' parameter")
+    if not values[0].strip():
+        raise ProtocolError(400, f"Empty '{name}' parameter")
+    return values[0]
+
+
+def _params_and_body(request, max_body: int, direct_type: str, name: str):
+    """(all parameters, text from a direct body or None) of a GET or POST."""
+    url = _url_pairs(request, max_body)
+    if request.method in ("GET", "HEAD"):
+        return url, None
+    mimetype = request.mimetype
+    body = read_body(request, max_body)
+    if mimetype == direct_type:
+        _check_charset(request)
+        text = _decode(body, "The request body").removeprefix("\ufeff")
+        if _values(url, name):
+            raise ProtocolError(400, f"'{name}' given both in the URL and as the body")
+        if not text.strip():
+            raise ProtocolError(400, f"Empty {name} body")
+        return url, text
+    if mimetype == FORM:
+        _check_charset(request)
+        return url + parse_pairs(body, "The form body"), None
+    if not mimetype and not body:  # a bodiless POST with everything in the URL
+        return url, None
+    raise ProtocolError(
+        415, f"Unsupported Content-Type {mimetype or '(none)'!r}; use {direct_type} or {FORM}"
+    )
+
+
+def parse_query_request(request, *, max_body: int) -> SparqlRequest:
+    """A query from GET ``?query=``, a form POST, or a direct ``application/sparql-query`` POST."""
+    pairs, text = _params_and_body(request, max_body, SPARQL_QUERY, "query")
+    if text is None:
+        text = _single(_values(pairs, "query"), "query")
+    formats = [v for v in _values(pairs, "format") if v.strip()]
+    return SparqlRequest(
+        text=text,
+        default_graphs=_graph_iris(pairs, "default-graph-uri"),
+        named_graphs=_graph_iris(pairs, "named-graph-uri"),
+        format=formats[0] if formats else None,
+    )
+
+
+def parse_update_request(request, *, max_body: int) -> SparqlRequest:
+    """An update from a form POST (``update=``) or a direct ``application/sparql-update`` POST."""
+    if request.method != "POST":
+        raise ProtocolError(405, "Updates must be POSTed", {"Allow": "POST, OPTIONS"})
+    pairs, text = _params_and_body(request, max_body, SPARQL_UPDATE, "update")
+    for name in ("using-graph-uri", "using-named-graph-uri"):
+        if _values(pairs, name):
+            raise ProtocolError(400, f"'{name}' is not supported; use USING in the update")
+    if text is None:
+        text = _single(_values(pairs, "update"), "update")
+    return SparqlRequest(text=text)
+
+
+def query_text_present(request) -> bool:
+    """Whether a GET/HEAD carries a ``query`` parameter (no parameter = service description)."""
+    return any(part.split(b"=")[0] == b"query" for part in request.query_string.split(b"&"))
+
+
+# ---------------------------------------------------------------- service description
+
+SD = "http://www.w3.org/ns/sparql-service-description#"
+_RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+_XSD = "http://www.w3.org/2001/XMLSchema#"
+_PREFIXES = {"sd": SD, "xsd": _XSD}
+
+
+def service_description(
+    endpoint_url: str,
+    iris: Iris,
+    graph_names: Iterable[str] = GRAPH_NAMES,
+    *,
+    media: str = "text/turtle",
+    update_url: str | None = None,
+    federated: bool = False,
+    timeout: float | None = None,
+    result_limit: int | None = None,
+) -> bytes:
+    """An SPARQL 1.1 Service Description of the endpoint, serialized as ``media``.
+
+    ``timeout`` and ``result_limit`` are stated with ``<vocab>queryTimeout`` (xsd:decimal
+    seconds) and ``<vocab>resultLimit`` (rows or triples), our own extension properties.
+
+    >>> ttl = service_description("http://localhost/sparql", Iris(), ["facts"]).decode()
+    >>> "sd:UnionDefaultGraph" in ttl and "<https://w3id.org/nam-kg/graph/facts>" in ttl
+    True
+    """
+    triples = _sd_triples(endpoint_url, iris, graph_names, update_url, federated,
+                          timeout, result_limit)
+    fmt = _resolve(RDF, media) or RDF.TURTLE
+    prefixes = {**_PREFIXES, "namkg": iris.vocab}
+    return ox.serialize(triples, format=fmt, prefixes=prefixes)
+
+
+def _sd_triples(endpoint_url, iris, graph_names, update_url, federated, timeout, result_limit):
+    def sd(name: str) -> ox.NamedNode:
+        return ox.NamedNode(SD + name)
+
+    triples: list[ox.Triple] = []
+
+    def add(s, p, o):
+        triples.append(ox.Triple(s, p, o))
+
+    service, dataset, default = ox.BlankNode(), ox.BlankNode(), ox.BlankNode()
+    add(service, _RDF_TYPE, sd("Service"))
+    add(service, sd("endpoint"), ox.NamedNode(endpoint_url))
+    add(service, sd("supportedLanguage"), sd("SPARQL11Query"))
+    for fmt in SOLUTION_FORMATS + GRAPH_FORMATS:
+        add(service, sd("resultFormat"), ox.NamedNode(format_iri(fmt)))
+    add(service, sd("feature"), sd("UnionDefaultGraph"))
+    if federated:
+        add(service, sd("feature"), sd("BasicFederatedQuery"))
+    if timeout is not None:
+        add(service, ox.NamedNode(iris.vocab + "queryTimeout"),
+            ox.Literal(str(timeout), datatype=ox.NamedNode(_XSD + "decimal")))
+    if result_limit is not None:
+        add(service, ox.NamedNode(iris.vocab + "resultLimit"),
+            ox.Literal(str(result_limit), datatype=ox.NamedNode(_XSD + "integer")))
+    add(service, sd("defaultDataset"), dataset)
+    add(dataset, _RDF_TYPE, sd("Dataset"))
+    add(dataset, sd("defaultGraph"), default)
+    add(default, _RDF_TYPE, sd("Graph"))
+    for name in graph_names:
+        named = ox.BlankNode()
+        add(dataset, sd("namedGraph"), named)
+        add(named, _RDF_TYPE, sd("NamedGraph"))
+        add(named, sd("name"), ox.NamedNode(iris.graph(name)))
+    if update_url:
+        # Updates are taken at another URL, so they are a service of their own.
+        updates = ox.BlankNode()
+        add(updates, _RDF_TYPE, sd("Service"))
+        add(updates, sd("endpoint"), ox.NamedNode(update_url))
+        add(updates, sd("supportedLanguage"), sd("SPARQL11Update"))
+        add(updates, sd("defaultDataset"), dataset)
+    return triples
