@@ -1,0 +1,634 @@
+"""Pages for people: the YASGUI query page, entity pages under ``/id/`` and the ontology docs.
+
+Every page is built at request time from SPARQL over the executor (no hand-written
+descriptions); ``/id/...`` and ``/ontology`` also answer as RDF by content negotiation or by
+an extension suffix (``.ttl``, ``.jsonld``, ``.nt``, ``.rdf``).
+
+>>> [rule for rule, _, _ in ROUTES]
+['/', '/id/<path:slug>', '/ontology', '/ontology.<ext>']
+>>> valid_slug("azerbaijan"), valid_slug("a/b.c~d"), valid_slug("../etc"), valid_slug("a\\\\b")
+(True, True, False, False)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from flask import Blueprint, Response, render_template, request, url_for
+from werkzeug.routing import BuildError
+
+from .config import Config
+from .executor import QueryError
+from .iris import Iris
+from .protocol import preferred_quality
+
+# Every route of this module: (rule, endpoint, method of Pages). "/" is registered on the app
+# itself as "ui": endpoint.py answers a browser's GET /sparql with view_functions["ui"].
+# The vendored YASGUI files are served from /static/yasgui/ (the blueprint's static folder).
+ROUTES = [
+    ("/", "ui", "ui"),
+    ("/id/<path:slug>", "entity", "entity"),
+    ("/ontology", "ontology", "ontology"),
+    ("/ontology.<ext>", "ontology_file", "ontology"),
+]
+
+HTML = "text/html"
+JSON_RESULTS = "application/sparql-results+json"
+# Data formats in server preference order, with the extension that names each.
+DATA_FORMATS = {
+    "text/turtle": "ttl",
+    "application/ld+json": "jsonld",
+    "application/n-triples": "nt",
+    "application/rdf+xml": "rdf",
+}
+FORMAT_NAMES = {
+    "text/turtle": "Turtle", "application/ld+json": "JSON-LD",
+    "application/n-triples": "N-Triples", "application/rdf+xml": "RDF/XML",
+}
+EXTENSIONS = {ext: media for media, ext in DATA_FORMATS.items()}
+
+_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+_SERVED = re.compile(r"id/.+|ontology(#.*)?|dataset")  # paths under the base that we answer
+
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+RDFS = "http://www.w3.org/2000/01/rdf-schema#"
+OWL = "http://www.w3.org/2002/07/owl#"
+SKOS = "http://www.w3.org/2004/02/skos/core#"
+PROV = "http://www.w3.org/ns/prov#"
+OA = "http://www.w3.org/ns/oa#"
+DCT = "http://purl.org/dc/terms/"
+WELL_KNOWN = {
+    "rdf": RDF, "rdfs": RDFS, "owl": OWL, "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "skos": SKOS, "prov": PROV, "oa": OA, "org": "http://www.w3.org/ns/org#",
+    "time": "http://www.w3.org/2006/time#", "dcterms": DCT,
+    "schema": "https://schema.org/", "foaf": "http://xmlns.com/foaf/0.1/",
+    "vann": "http://purl.org/vocab/vann/", "wd": "http://www.wikidata.org/entity/",
+    "wdt": "http://www.wikidata.org/prop/direct/", "void": "http://rdfs.org/ns/void#",
+}
+LABEL, COMMENT, TYPE = RDFS + "label", RDFS + "comment", RDF + "type"
+
+
+def valid_slug(slug: str) -> bool:
+    """Only ``[A-Za-z0-9._~-]`` segments joined by ``/``; no empty, ``.`` or ``..`` segment."""
+    return all(_SEGMENT.fullmatch(s) and s not in (".", "..") for s in slug.split("/"))
+
+
+def best_match(accept: str | None, offers) -> str | None:
+    """The offer the client prefers (q-values); ties go to the earlier offer.
+
+    >>> best_match("text/turtle;q=0.9, text/html;q=0.8", [HTML, *DATA_FORMATS])
+    'text/turtle'
+    >>> best_match(None, [HTML, "text/turtle"]), best_match("image/png", [HTML]) is None
+    ('text/html', True)
+    """
+    best, best_q = None, 0.0
+    for offer in offers:
+        q = preferred_quality(accept, offer)
+        if q > best_q:
+            best, best_q = offer, q
+    return best
+
+
+# ---------------------------------------------------------------- terms and links
+
+
+@dataclass(frozen=True)
+class Term:
+    """One RDF term from a SPARQL JSON binding, with what a template needs to show it."""
+
+    kind: str  # "uri", "literal" or "bnode"
+    value: str
+    lang: str = ""
+    datatype: str = ""
+    href: str = ""  # where a link goes (local path for our IRIs)
+    label: str = ""  # English (or other) label, or a CURIE
+    label_ar: str = ""
+    note: str = ""  # tooltip text beside the IRI (a property's label)
+    parts: tuple = ()  # a blank node's (property, value) pairs, shown inline
+    items: tuple = ()  # an RDF list's members
+
+    @property
+    def rtl(self) -> bool:
+        return self.lang.lower().split("-")[0] in ("ar", "fa", "he", "ur")
+
+    @property
+    def short_datatype(self) -> str:
+        return self.datatype.rsplit("#", 1)[-1] if self.datatype else ""
+
+
+def curie(iri: str, prefixes: dict[str, str]) -> str:
+    """``prefix:local`` for a known namespace, else the IRI.
+
+    >>> curie("http://www.w3.org/ns/prov#Entity", WELL_KNOWN)
+    'prov:Entity'
+    >>> curie("http://example.org/x", WELL_KNOWN)
+    'http://example.org/x'
+    """
+    for prefix, ns in prefixes.items():
+        if iri.startswith(ns) and re.fullmatch(r"[A-Za-z_][\w.-]*", iri[len(ns):]):
+            return f"{prefix}:{iri[len(ns):]}"
+    return iri
+
+
+class Linker:
+    """Turns bindings into Terms: our IRIs link to this server, labels come from ``labels``,
+    blank nodes show their ``bnodes`` triples (id -> [(property IRI, binding)]) inline."""
+
+    def __init__(self, iris: Iris, labels: dict[str, dict[str, str]] | None = None,
+                 bnodes: dict[str, list[tuple[str, dict]]] | None = None):
+        self.iris = iris
+        self.labels = labels or {}
+        self.bnodes = bnodes or {}
+        self.prefixes = {"nam": iris.vocab, "id": iris.base + "id/", **WELL_KNOWN}
+
+    def href(self, iri: str) -> str:
+        """A local path for our IRIs that this server answers; other web IRIs as they are."""
+        rest = iri[len(self.iris.base):] if iri.startswith(self.iris.base) else None
+        if rest is not None and _SERVED.fullmatch(rest):
+            return request.script_root + "/" + rest
+        return iri if iri.startswith(("http://", "https://")) else ""
+
+    def term(self, binding: dict | None, depth: int = 0) -> Term | None:
+        if not binding:
+            return None
+        kind, value = binding["type"], binding["value"]
+        if kind == "uri":
+            names = self.labels.get(value, {})
+            label = names.get("en") or names.get("") or curie(value, self.prefixes)
+            return Term("uri", value, href=self.href(value), label=label,
+                        label_ar=names.get("ar", ""))
+        if kind == "bnode":
+            return self.blank(value, depth)
+        return Term("literal", value, lang=binding.get("xml:lang", ""),
+                    datatype=binding.get("datatype", ""))
+
+    def iri(self, iri: str) -> Term:
+        return self.term({"type": "uri", "value": iri})
+
+    def blank(self, node: str, depth: int) -> Term:
+        pairs = self.bnodes.get(node, []) if depth < 3 else []
+        first = [o for p, o in pairs if p == RDF + "first"]
+        if first:  # an RDF list: walk rdf:rest
+            items, seen, cur = [], set(), node
+            while cur and cur not in seen and len(items) < 100:
+                seen.add(cur)
+                rest = dict(self.bnodes.get(cur, []))
+                if RDF + "first" in rest:
+                    items.append(self.term(rest[RDF + "first"], depth + 1))
+                nxt = rest.get(RDF + "rest", {})
+                cur = nxt.get("value") if nxt.get("type") == "bnode" else None
+            return Term("bnode", node, label="_:" + node, items=tuple(items))
+        parts = tuple((self.predicate(p), self.term(o, depth + 1)) for p, o in pairs)
+        return Term("bnode", node, label="_:" + node, parts=parts)
+
+    def predicate(self, iri: str) -> Term:
+        """A property shown by its CURIE (exact); its label goes to the tooltip."""
+        return Term("uri", iri, href=self.href(iri), label=curie(iri, self.prefixes),
+                    note=self.labels.get(iri, {}).get("en", ""))
+
+
+# ---------------------------------------------------------------- queries
+
+
+class Pages:
+    """The views, over one executor; each view is one method."""
+
+    def __init__(self, executor, config: Config, iris: Iris, examples: list[dict]):
+        self.executor, self.config, self.iris = executor, config, iris
+        self.examples = [{"name": str(e["name"]), "query": str(e["query"])} for e in examples]
+        self.prologue = "\n".join(
+            f"PREFIX {p}: <{ns}>" for p, ns in {"nam": iris.vocab, **WELL_KNOWN}.items()
+        ) + "\n"
+
+    def select(self, sparql: str) -> list[dict]:
+        result = self.executor.query(self.prologue + sparql, solutions_format=JSON_RESULTS,
+                                     graph_format=None)
+        return json.loads(result.body)["results"]["bindings"]
+
+    def construct(self, sparql: str, media: str):
+        return self.executor.query(self.prologue + sparql, solutions_format=None,
+                                   graph_format=media)
+
+    def labels(self, iris) -> dict[str, dict[str, str]]:
+        """rdfs:label of each IRI, by language ('' for none); one query for all."""
+        iris = sorted({i for i in iris if ">" not in i})
+        out: dict[str, dict[str, str]] = defaultdict(dict)
+        for start in range(0, len(iris), 500):
+            values = " ".join(f"<{i}>" for i in iris[start:start + 500])
+            rows = self.select(
+                f"SELECT ?x ?l WHERE {{ VALUES ?x {{ {values} }} ?x rdfs:label ?l }}")
+            for row in rows:
+                lang = row["l"].get("xml:lang", "").lower().split("-")[0]
+                out[row["x"]["value"]].setdefault(lang, row["l"]["value"])
+        return out
+
+    # ------------------------------------------------------------ responses
+
+    def data_response(self, sparql: str, media: str, links: dict[str, str],
+                      missing: str) -> Response:
+        result = self.construct(sparql, media)
+        if result.count == 0:
+            return self.not_found(missing)
+        headers = {"Vary": "Accept", "Link": link_header(links)}
+        if result.truncated:
+            headers["X-Result-Truncated"] = "true"
+        return Response(result.body, headers=headers, content_type=_with_charset(media))
+
+    def not_found(self, what: str) -> Response:
+        accept = request.headers.get("Accept")
+        if best_match(accept, [HTML, "text/plain"]) == HTML:
+            body = render_template("not_found.html", what=what)
+            return Response(body, 404, content_type="text/html; charset=utf-8")
+        return _plain(404, f"Not found: {what}")
+
+    # ------------------------------------------------------------ views
+
+    def ui(self) -> Response:
+        try:
+            endpoint = url_for("sparql.sparql")
+        except BuildError:  # the SPARQL blueprint is not mounted (a pages-only app)
+            endpoint = request.script_root + "/sparql"
+        from .app import DUMPS  # late: app.py imports this module while building the app
+
+        body = render_template(
+            "index.html", endpoint=endpoint, examples=self.examples, config=self.config,
+            iris=self.iris, dumps=list(DUMPS),
+        )
+        return Response(body, content_type="text/html; charset=utf-8")
+
+    def entity(self, slug: str) -> Response:
+        media = None
+        if not valid_slug(slug):
+            return self.not_found("/id/" + slug if len(slug) < 200 else "this IRI")
+        stem, dot, ext = slug.rpartition(".")
+        if dot and ext in EXTENSIONS and stem:
+            slug, media = stem, EXTENSIONS[ext]
+        iri = self.iris.entity(slug)
+        page = request.script_root + "/id/" + slug
+        links = {page + "." + ext: m for m, ext in DATA_FORMATS.items()}
+        if media is None:
+            media = best_match(request.headers.get("Accept"), [HTML, *DATA_FORMATS])
+            if media is None:
+                return _not_acceptable()
+        if media != HTML:
+            return self.data_response(describe_query(iri), media, links, iri)
+        view = self.entity_view(iri)
+        if view is None:
+            return self.not_found(iri)
+        body = render_template("entity.html", e=view, formats=_format_links(links), iris=self.iris)
+        return Response(body, content_type="text/html; charset=utf-8",
+                        headers={"Vary": "Accept", "Link": link_header(links)})
+
+    def entity_view(self, iri: str) -> EntityView | None:
+        own = self.select(f"SELECT ?p ?o WHERE {{ <{iri}> ?p ?o }}")
+        incoming = self.select(f"SELECT ?s ?p WHERE {{ ?s ?p <{iri}> }}")
+        if not own and not incoming:
+            return None
+        nodes = self.select(f"""
+            SELECT DISTINCT ?node ?kind ?via ?author ?quote ?exact ?translation ?sentence WHERE {{
+              {{ ?node ?via <{iri}> }} UNION {{ BIND(<{iri}> AS ?node) }}
+              VALUES ?kind {{ nam:Fact nam:Claim }}
+              ?node a/rdfs:subClassOf* ?kind .
+              OPTIONAL {{ ?node prov:wasAttributedTo ?author }}
+              OPTIONAL {{
+                ?node prov:wasDerivedFrom ?quote .
+                OPTIONAL {{ ?quote oa:exact ?exact }}
+                OPTIONAL {{ ?quote nam:translation ?translation }}
+                OPTIONAL {{ ?quote nam:sentence ?sentence }}
+              }}
+            }}""")
+        blanks = self.select(f"""
+            SELECT ?b ?p ?o WHERE {{
+              {{ <{iri}> ?p1 ?b FILTER(isBlank(?b)) }}
+              UNION {{ <{iri}> ?p1 ?b1 FILTER(isBlank(?b1)) ?b1 ?p2 ?b FILTER(isBlank(?b)) }}
+              UNION {{ <{iri}> ?p1 ?b1 FILTER(isBlank(?b1)) ?b1 ?p2 ?b2 FILTER(isBlank(?b2))
+                       ?b2 ?p3 ?b FILTER(isBlank(?b)) }}
+              ?b ?p ?o
+            }}""") if any(r["o"]["type"] == "bnode" for r in own) else []
+        bnodes: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+        for row in blanks:
+            bnodes[row["b"]["value"]].append((row["p"]["value"], row["o"]))
+        mentioned = {iri}
+        for row in own + incoming + nodes + blanks:
+            mentioned.update(v["value"] for v in row.values() if v["type"] == "uri")
+        linker = Linker(self.iris, self.labels(mentioned), bnodes)
+        return build_entity_view(iri, own, incoming, nodes, linker)
+
+    def ontology(self, ext: str | None = None) -> Response:
+        page = request.script_root + "/ontology"
+        links = {page + "." + e: m for m, e in DATA_FORMATS.items()}
+        if ext is not None:
+            media = EXTENSIONS.get(ext)
+            if media is None:
+                return self.not_found(page + "." + ext)
+        else:
+            media = best_match(request.headers.get("Accept"), [HTML, *DATA_FORMATS])
+            if media is None:
+                return _not_acceptable()
+        graph = self.iris.graph("ontology")
+        if media != HTML:
+            sparql = f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
+            return self.data_response(sparql, media, links, self.iris.ontology)
+        rows = self.select(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        if not rows:
+            return self.not_found(self.iris.ontology)
+        bnodes: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+        for r in rows:
+            if r["s"]["type"] == "bnode":
+                bnodes[r["s"]["value"]].append((r["p"]["value"], r["o"]))
+        linker = Linker(self.iris, _labels_from_rows(rows), bnodes)
+        view = build_ontology_view(self.iris, rows, linker)
+        body = render_template("ontology.html", o=view, formats=_format_links(links),
+                               iris=self.iris)
+        return Response(body, content_type="text/html; charset=utf-8",
+                        headers={"Vary": "Accept", "Link": link_header(links)})
+
+
+def describe_query(iri: str) -> str:
+    """The entity's description: its triples, blank nodes it reaches (3 levels), triples to it."""
+    e = f"<{iri}>"
+    return f"""CONSTRUCT {{ ?s ?p ?o }} WHERE {{
+      {{ {e} ?p ?o BIND({e} AS ?s) }}
+      UNION {{ {e} ?p1 ?s FILTER(isBlank(?s)) ?s ?p ?o }}
+      UNION {{ {e} ?p1 ?b1 FILTER(isBlank(?b1)) ?b1 ?p2 ?s FILTER(isBlank(?s)) ?s ?p ?o }}
+      UNION {{ {e} ?p1 ?b1 FILTER(isBlank(?b1)) ?b1 ?p2 ?b2 FILTER(isBlank(?b2))
+               ?b2 ?p3 ?s FILTER(isBlank(?s)) ?s ?p ?o }}
+      UNION {{ ?s ?p {e} BIND({e} AS ?o) }}
+    }}"""
+
+
+def link_header(links: dict[str, str]) -> str:
+    """``Link`` alternates: one per data format.
+
+    >>> link_header({"/id/x.ttl": "text/turtle"})
+    '</id/x.ttl>; rel="alternate"; type="text/turtle"'
+    """
+    return ", ".join(f'<{url}>; rel="alternate"; type="{media}"' for url, media in links.items())
+
+
+def _format_links(links: dict[str, str]) -> list[tuple[str, str, str]]:
+    return [(FORMAT_NAMES[media], url, media) for url, media in links.items()]
+
+
+def _with_charset(media: str) -> str:
+    return media if media.endswith("json") else media + "; charset=utf-8"
+
+
+def _plain(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(message + "\n", status, headers=headers or {},
+                    content_type="text/plain; charset=utf-8")
+
+
+def _not_acceptable() -> Response:
+    offers = ", ".join([HTML, *DATA_FORMATS])
+    return _plain(406, f"Not acceptable; this resource is available as {offers}",
+                  {"Vary": "Accept"})
+
+
+def _query_error(exc: QueryError) -> Response:
+    headers = {}
+    if exc.status == 503:
+        retry = getattr(exc, "retry_after", None) or 1
+        headers["Retry-After"] = str(max(1, math.ceil(retry)))
+    return _plain(exc.status, exc.message, headers)
+
+
+# ---------------------------------------------------------------- entity page model
+
+
+@dataclass
+class Quote:
+    iri: Term
+    exact: Term | None
+    translation: Term | None
+    sentence: int | None
+
+
+@dataclass
+class Statement:
+    """A fact or claim node that concerns the entity (or is the entity), with its quotes."""
+
+    node: Term
+    kind: str  # "Fact" or "Claim"
+    via: list[Term] = field(default_factory=list)  # properties by which it points here
+    authors: list[Term] = field(default_factory=list)
+    quotes: list[Quote] = field(default_factory=list)
+
+    @property
+    def first_sentence(self) -> float:
+        found = [q.sentence for q in self.quotes if q.sentence is not None]
+        return min(found) if found else math.inf
+
+
+@dataclass
+class EntityView:
+    term: Term
+    types: list[Term]
+    same_as: list[Term]
+    properties: list[tuple[Term, list[Term]]]
+    own: list[Statement]  # when the entity itself is a fact or claim
+    about: list[Statement]  # facts and claims that point at it
+    incoming: list[tuple[Term, Term]]  # other (subject, property) pointing at it
+    quote: Quote | None  # when the entity is a quote
+
+
+def build_entity_view(iri, own, incoming, nodes, linker: Linker) -> EntityView:
+    props: dict[str, list[Term]] = {}
+    for row in own:
+        props.setdefault(row["p"]["value"], []).append(linker.term(row["o"]))
+    order = {TYPE: 0, LABEL: 1, COMMENT: 2, SKOS + "definition": 3, OWL + "sameAs": 4}
+    properties = [(linker.predicate(p), values)
+                  for p, values in sorted(props.items(), key=lambda kv: (order.get(kv[0], 9),
+                                                                        kv[0]))]
+    statements: dict[str, Statement] = {}
+    for row in nodes:
+        node = row["node"]["value"]
+        st = statements.get(node)
+        if st is None:
+            kind = "Claim" if row["kind"]["value"].endswith("#Claim") else "Fact"
+            st = statements[node] = Statement(linker.term(row["node"]), kind)
+        if row.get("via"):
+            _add_unique(st.via, linker.predicate(row["via"]["value"]))
+        _add_unique(st.authors, linker.term(row.get("author")))
+        if "quote" in row and not any(q.iri.value == row["quote"]["value"] for q in st.quotes):
+            if "exact" in row or "translation" in row:
+                st.quotes.append(_quote(row, linker))
+    for st in statements.values():
+        st.quotes.sort(key=lambda q: math.inf if q.sentence is None else q.sentence)
+    me = statements.pop(iri, None)
+    about = sorted(statements.values(), key=lambda s: (s.first_sentence, s.node.label))
+    pointing = {s.node.value for s in about}
+    others = [(linker.term(r["s"]), linker.predicate(r["p"]["value"]))
+              for r in incoming if r["s"]["value"] not in pointing]
+    quote = None
+    if OA + "exact" in props:
+        vocab = linker.iris.vocab
+        ex, tr = props[OA + "exact"], props.get(vocab + "translation", [])
+        sent = props.get(vocab + "sentence", [])
+        quote = Quote(linker.iri(iri), ex[0], tr[0] if tr else None,
+                      _int(sent[0]) if sent else None)
+    return EntityView(
+        term=linker.iri(iri),
+        types=props.get(TYPE, []),
+        same_as=props.get(OWL + "sameAs", []),
+        properties=properties,
+        own=[me] if me else [],
+        about=about,
+        incoming=others,
+        quote=quote,
+    )
+
+
+def _quote(row, linker: Linker) -> Quote:
+    sentence = _int(linker.term(row.get("sentence"))) if row.get("sentence") else None
+    return Quote(linker.term(row["quote"]), linker.term(row.get("exact")),
+                 linker.term(row.get("translation")), sentence)
+
+
+def _int(term: Term | None) -> int | None:
+    try:
+        return int(term.value) if term else None
+    except ValueError:
+        return None
+
+
+def _add_unique(items: list[Term], term: Term | None) -> None:
+    if term is not None and all(t.value != term.value for t in items):
+        items.append(term)
+
+
+# ---------------------------------------------------------------- ontology page model
+
+CLASS_TYPES = {OWL + "Class", RDFS + "Class"}
+SECTIONS = [  # (title, anchor, rdf:types that put a term there)
+    ("Classes", "classes", CLASS_TYPES),
+    ("Object properties", "object-properties", {OWL + "ObjectProperty"}),
+    ("Datatype properties", "datatype-properties", {OWL + "DatatypeProperty"}),
+    ("Annotation properties", "annotation-properties", {OWL + "AnnotationProperty"}),
+    ("Other properties", "properties", {RDF + "Property"}),
+]
+TEXT_PROPS = {LABEL, COMMENT, SKOS + "definition"}
+STRUCTURE = [RDFS + "subClassOf", RDFS + "subPropertyOf", OWL + "inverseOf", RDFS + "domain",
+             RDFS + "range", OWL + "disjointWith", RDFS + "isDefinedBy"]
+ALIGNMENTS = [SKOS + "exactMatch", SKOS + "closeMatch", SKOS + "broadMatch",
+              SKOS + "narrowMatch", SKOS + "relatedMatch", OWL + "equivalentClass",
+              OWL + "equivalentProperty", OWL + "sameAs", RDFS + "seeAlso"]
+
+
+@dataclass
+class TermDoc:
+    anchor: str
+    term: Term
+    types: list[Term]
+    labels: list[Term]  # Arabic first, then English, then others
+    comments: list[Term]  # rdfs:comment and skos:definition, same order
+    structure: list[tuple[Term, list[Term]]]
+    alignments: list[tuple[Term, list[Term]]]
+    other: list[tuple[Term, list[Term]]]
+
+
+@dataclass
+class OntologyView:
+    term: Term
+    titles: list[Term]
+    metadata: list[tuple[Term, list[Term]]]
+    sections: list[tuple[str, str, list[TermDoc]]]
+
+
+def _labels_from_rows(rows) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = defaultdict(dict)
+    rows = sorted(rows, key=lambda r: r["p"]["value"] != LABEL)  # rdfs:label before a title
+    for r in rows:
+        if r["p"]["value"] in (LABEL, DCT + "title") and r["o"]["type"] == "literal":
+            lang = r["o"].get("xml:lang", "").lower().split("-")[0]
+            out[r["s"]["value"]].setdefault(lang, r["o"]["value"])
+    return out
+
+
+def build_ontology_view(iris: Iris, rows, linker: Linker) -> OntologyView:
+    by_subject: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["s"]["type"] == "uri":
+            by_subject[r["s"]["value"]][r["p"]["value"]].append(r["o"])
+    meta = by_subject.pop(iris.ontology, {})
+    titles = sorted((linker.term(o) for o in meta.get(DCT + "title", [])),
+                    key=lambda t: t.lang != "en")
+    first = [DCT + "title", DCT + "description", OWL + "versionIRI", OWL + "versionInfo",
+             DCT + "license", DCT + "creator"]
+    metadata = [(linker.predicate(p), [linker.term(o) for o in objs])
+                for p, objs in sorted(meta.items(), key=lambda kv: (
+                    first.index(kv[0]) if kv[0] in first else len(first), kv[0]))]
+    sections: list[tuple[str, str, list[TermDoc]]] = []
+    placed: set[str] = set()
+    for title, anchor, types in SECTIONS:
+        docs = []
+        for s in sorted(by_subject):
+            objs = by_subject[s]
+            if s not in placed and {o["value"] for o in objs.get(TYPE, [])} & types:
+                docs.append(_term_doc(iris, s, objs, linker))
+                placed.add(s)
+        if docs:
+            sections.append((title, anchor, docs))
+    rest = [_term_doc(iris, s, by_subject[s], linker) for s in sorted(by_subject)
+            if s not in placed and s.startswith(iris.vocab)]
+    if rest:
+        sections.append(("Other terms", "other-terms", rest))
+    return OntologyView(linker.iri(iris.ontology), titles, metadata, sections)
+
+
+def _term_doc(iris: Iris, iri: str, objs: dict[str, list[dict]], linker: Linker) -> TermDoc:
+    anchor = iri[len(iris.vocab):] if iri.startswith(iris.vocab) else iri.rsplit("#", 1)[-1]
+    rank = {"ar": 0, "en": 1}  # the article's language leads
+
+    def texts(preds):
+        terms = [linker.term(o) for p in preds for o in objs.get(p, [])]
+        return sorted(terms, key=lambda t: rank.get(t.lang, 2))
+
+    def rows_for(preds):
+        return [(linker.predicate(p), [linker.term(o) for o in objs[p]])
+                for p in preds if p in objs]
+
+    known = TEXT_PROPS | set(STRUCTURE) | set(ALIGNMENTS) | {TYPE}
+    return TermDoc(
+        anchor=anchor,
+        term=linker.iri(iri),
+        types=[linker.term(o) for o in objs.get(TYPE, [])],
+        labels=texts([LABEL]),
+        comments=texts([COMMENT, SKOS + "definition"]),
+        structure=rows_for(STRUCTURE),
+        alignments=rows_for(ALIGNMENTS),
+        other=rows_for(sorted(p for p in objs if p not in known)),
+    )
+
+
+# ---------------------------------------------------------------- blueprint
+
+
+def make_pages_blueprint(executor, config: Config, iris: Iris, *,
+                         examples: list[dict]) -> Blueprint:
+    """The page routes of ``ROUTES`` over ``executor``; YASGUI's files under /static/yasgui/."""
+    pages = Pages(executor, config, iris, examples)
+    bp = Blueprint("pages", __name__, template_folder="templates",
+                   static_folder="static/yasgui", static_url_path="/static/yasgui")
+
+    def guarded(view):
+        @functools.wraps(view)
+        def run(**kwargs):
+            try:
+                return view(**kwargs)
+            except QueryError as exc:
+                return _query_error(exc)
+        return run
+
+    for rule, endpoint, method in ROUTES:
+        view = guarded(getattr(pages, method))
+        if endpoint == "ui":
+            bp.record_once(lambda state, r=rule, v=view: state.app.add_url_rule(r, "ui", v))
+        else:
+            bp.add_url_rule(rule, endpoint, view)
+    return bp
