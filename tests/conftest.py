@@ -55,7 +55,7 @@ class Server:
             try:
                 if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet, or busy starting
                 pass
             time.sleep(0.2)
         self.stop()
