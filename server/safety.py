@@ -1,0 +1,406 @@
+"""Refuse SPARQL that would make the server fetch URLs (SERVICE, LOAD) or nest too deeply.
+
+pyoxigraph follows ``SERVICE <url>`` to any URL, so a query could make the server request
+internal addresses. A SPARQL-aware lexer finds the SERVICE (and, in updates, LOAD) keyword
+and refuses it unless its endpoint resolves to an IRI in ``allowlist``. Words inside
+strings, comments, IRIs, variables and prefixed names are not keywords:
+
+>>> check_query('SELECT * { ?service <http://ex/service> "service" } # service')
+>>> check_query('SELECT * { SERVICE <http://evil/> { ?s ?p ?o } }')
+Traceback (most recent call last):
+...
+server.safety.UnsafeQuery: SERVICE <http://evil/> is refused: the endpoint is not allowlisted
+>>> check_query('PREFIX w: <https://query.wikidata.org/> SELECT * { SERVICE w:sparql {} }',
+...             allowlist=["https://query.wikidata.org/sparql"])
+>>> check_update('LOAD <http://evil/data.ttl>')
+Traceback (most recent call last):
+...
+server.safety.UnsafeQuery: LOAD <http://evil/data.ttl> is refused: the IRI is not allowlisted
+>>> check_query('SELECT * {' + '{' * 100 + '}' * 100 + '}')
+Traceback (most recent call last):
+...
+server.safety.UnsafeQuery: the query nests brackets deeper than 64 levels
+
+The lexer follows what pyoxigraph actually parses, including its quirks: keywords need no word
+boundary (``trueSERVICE <x> {}`` and ``service:x {}`` are SERVICE calls to pyoxigraph), a
+long string that never closes falls back to a short one, and inside an expression
+``?o <?x#>`` may be a less-than followed by a comment. Where two readings are possible both
+are checked. The text is also checked after SPARQL 1.1 §19.2 codepoint-escape decoding
+(``\\u0053ERVICE``), which some parsers apply. Everything is iterative and linear-time;
+malformed input is left to the real parser, which reports syntax errors.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable
+
+__all__ = ["UnsafeQuery", "check_query", "check_update", "declares_dataset", "resolve"]
+
+
+class UnsafeQuery(ValueError):
+    """The query is refused; ``str(exc)`` is a message fit for an HTTP 400 body."""
+
+
+def check_query(text: str, *, allowlist: Iterable[str] = (), max_depth: int = 64) -> None:
+    """Raise :class:`UnsafeQuery` if ``text`` calls a non-allowlisted SERVICE or nests too deep."""
+    _check(text, frozenset(allowlist), max_depth, update=False)
+
+
+def check_update(text: str, *, allowlist: Iterable[str] = (), max_depth: int = 64) -> None:
+    """Like :func:`check_query`, and also refuse LOAD of a non-allowlisted IRI.
+
+    >>> check_update('INSERT DATA { <http://ex/a> <http://ex/load> "LOAD <http://x/>" }')
+    """
+    _check(text, frozenset(allowlist), max_depth, update=True)
+
+
+def declares_dataset(text: str) -> bool:
+    """Whether the query has its own FROM / FROM NAMED clause (so it picks its dataset).
+
+    >>> declares_dataset('SELECT * FROM <http://ex/g> { ?s ?p ?o }')
+    True
+    >>> declares_dataset('SELECT ?from { ?s <http://ex/from> "FROM" } # FROM')
+    False
+    """
+    if "from" not in text.lower():
+        return False
+    lexer = _Lexer(text)
+    pos = 0
+    while (tok := lexer.token(pos)) is not None:
+        kind, start, pos = tok
+        if kind == "word" and text[start:pos].lower() == "from":
+            return True
+    return False
+
+
+def _check(text: str, allowlist: frozenset[str], max_depth: int, update: bool) -> None:
+    views = [text]
+    decoded = _ESCAPE.sub(_unescape, text)
+    if decoded != text:
+        views.append(decoded)
+    for view in views:
+        _Checker(view, allowlist, max_depth, update).run()
+
+
+_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
+
+
+def _unescape(m: re.Match) -> str:
+    code = int(m.group(1) or m.group(2), 16)
+    return chr(code) if code <= 0x10FFFF else m.group(0)
+
+
+# --- lexer ------------------------------------------------------------------------------
+
+
+
+def _names(ascii_chars: str) -> str:
+    """A character class: ``ascii_chars`` and every non-ASCII character (a superset of
+    SPARQL's PN_CHARS that compiles fast; the others are syntax errors outside strings)."""
+    return "[^" + "".join(f"\\x{i:02x}" for i in range(128) if chr(i) not in ascii_chars) + "]"
+
+
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BASE = _names(_LETTERS)
+_U = _names(_LETTERS + "_")
+_U09 = _names(_LETTERS + "_0123456789")
+_CHARS = _names(_LETTERS + "_-0123456789")
+_CHARS_DOT = _names(_LETTERS + "_-0123456789.")
+_PLX = r"%[0-9A-Fa-f]{2}|\\[_~.\-!$&'()*+,;=/?#@%]"
+_LOCAL = (rf"(?:{_names(_LETTERS + '_:0123456789')}|{_PLX})"
+          rf"(?:(?:{_names(_LETTERS + '_-0123456789.:')}|{_PLX})*"
+          rf"(?:{_names(_LETTERS + '_-0123456789:')}|{_PLX}))?")
+_SIMPLE = re.compile(
+    rf"""
+    (?P<var>[?$]{_U09}+)
+  | (?P<bnode>_:{_U09}(?:{_CHARS_DOT}*{_CHARS})?)
+  | (?P<pname>(?:{_BASE}(?:{_CHARS_DOT}*{_CHARS})?)?:(?:{_LOCAL})?)
+  | (?P<word>{_U}(?:{_CHARS_DOT}*{_CHARS})?)
+  | (?P<num>[0-9]+\.[0-9]*[eE][+-]?[0-9]+|\.?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)
+  | (?P<lang>@[a-zA-Z]+(?:-[a-zA-Z0-9]+)*(?:--[a-zA-Z]+)?)
+    """,
+    re.VERBOSE,
+)
+_SKIP = re.compile(r"(?:[ \t\r\n]|#[^\r\n]*)+")
+_IRIREF = re.compile(r'<(?:[^<>"{}|^`\\\x00-\x20]|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8})*>')
+_NEWLINE = re.compile(r"[\r\n]")
+
+
+class _Finder:
+    """Positions of ``needle`` not escaped by a backslash, found lazily and at most once.
+
+    Escaping depends only on the run of backslashes just before a quote, so one left-to-right
+    scan serves every string start: failed searches cannot add up to quadratic time.
+    """
+
+    def __init__(self, text: str, needle: str | re.Pattern):
+        self.text, self.needle = text, needle
+        self.found: list[int] = []
+        self.scanned = 0  # every hit before this index is in ``found``
+
+    def next(self, start: int) -> int:
+        """The first hit at or after ``start``, or -1."""
+        i = bisect.bisect_left(self.found, start)
+        if i < len(self.found):
+            return self.found[i]
+        pos = max(start, self.scanned)
+        text = self.text
+        while True:
+            if isinstance(self.needle, str):
+                hit = text.find(self.needle, pos)
+            else:
+                m = self.needle.search(text, pos)
+                hit = m.start() if m else -1
+            if hit < 0:
+                self.scanned = len(text)
+                return -1
+            self.scanned = hit + 1
+            run = 0
+            while hit - run - 1 >= 0 and text[hit - run - 1] == "\\":
+                run += 1
+            if run % 2 == 0 or not isinstance(self.needle, str):
+                self.found.append(hit)
+                return hit
+            pos = hit + 1
+
+
+class _Lexer:
+    """One token at a time: ``token(pos)`` -> (kind, start, end) after whitespace and comments."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.finders = {q: _Finder(text, q) for q in ("'", '"', "'''", '"""')}
+        self.newlines = _Finder(text, _NEWLINE)
+
+    def token(self, pos: int) -> tuple[str, int, int] | None:
+        text = self.text
+        m = _SKIP.match(text, pos)
+        if m:
+            pos = m.end()
+        if pos >= len(text):
+            return None
+        c = text[pos]
+        if c == "<":
+            m = _IRIREF.match(text, pos)
+            return ("iri", pos, m.end()) if m else ("punct", pos, pos + 1)
+        if c in "'\"":
+            return self._string(pos, c)
+        m = _SIMPLE.match(text, pos)
+        if m:
+            return m.lastgroup, pos, m.end()
+        return "punct", pos, pos + 1
+
+    def _string(self, pos: int, q: str) -> tuple[str, int, int]:
+        # Like pyoxigraph's PEG grammar: try the long form, fall back to the short one.
+        if self.text.startswith(q * 3, pos):
+            end = self.finders[q * 3].next(pos + 3)
+            if end >= 0:
+                return "str", pos, end + 3
+        end = self.finders[q].next(pos + 1)
+        nl = self.newlines.next(pos + 1)
+        if end >= 0 and (nl < 0 or end < nl):
+            return "str", pos, end + 1
+        return "punct", pos, pos + 1  # unterminated: a syntax error for the real parser
+
+
+# --- IRIs -------------------------------------------------------------------------------
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_PARTS = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.\-]*):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?",
+                    re.S)
+
+
+def _remove_dots(path: str) -> str:
+    out: list[str] = []
+    for seg in path.split("/"):
+        if seg == "..":
+            if len(out) > 1:
+                out.pop()
+        elif seg != ".":
+            out.append(seg)
+    if path.split("/")[-1] in (".", ".."):
+        out.append("")
+    result = "/".join(out)
+    return "/" + result.lstrip("/") if path.startswith("/") else result
+
+
+def resolve(ref: str, base: str) -> str:
+    """RFC 3986 §5.2 resolution (``urllib.parse.urljoin`` ignores unknown schemes).
+
+    >>> resolve("../x?q#f", "http://a/b/c/d")
+    'http://a/b/x?q#f'
+    >>> resolve("//evil/", "urn:a")
+    'urn://evil/'
+    """
+    s, a, p, q, f = _PARTS.fullmatch(ref).groups()
+    bs, ba, bp, bq, _ = _PARTS.fullmatch(base).groups()
+    if s is None:
+        s = bs
+        if a is None:
+            a = ba
+            if p == "":
+                p, q = bp, (q if q is not None else bq)
+            elif not p.startswith("/"):
+                p = ("/" + p) if ba is not None and bp == "" else bp[: bp.rfind("/") + 1] + p
+    p = _remove_dots(p)
+    out = (s + ":" if s is not None else "") + ("//" + a if a is not None else "") + p
+    return out + ("?" + q if q is not None else "") + ("#" + f if f is not None else "")
+
+
+# --- checker ----------------------------------------------------------------------------
+
+_OPERANDS = {"var", "iri", "pname", "bnode", "str", "num", "lang", "word"}
+_UNLOCAL = re.compile(r"\\(.)")
+
+
+class _Checker:
+    """Walks the token stream, forking where pyoxigraph could read ``<`` two ways."""
+
+    def __init__(self, text: str, allowlist: frozenset[str], max_depth: int, update: bool):
+        self.text, self.allowlist, self.max_depth, self.update = text, allowlist, max_depth, update
+        self.lexer = _Lexer(text)
+        self.prefixes: dict[str, set[str]] = {}
+        self.bases: set[str] = set()
+        self.visited: set[tuple[int, bool]] = set()
+        self.forks: list[tuple] = [(0, [], ("start", ""), -1)]
+
+    def run(self) -> None:
+        budget = 1000  # forks are rare (odd IRIs right after an operand); bound them anyway
+        while self.forks:
+            budget -= 1
+            if budget < 0:
+                raise UnsafeQuery("the query is too ambiguous to check (too many '<' readings)")
+            self._walk(*self.forks.pop())
+
+    def _walk(self, pos: int, stack: list[str], prev: tuple[str, str], quiet_until: int) -> None:
+        """Read tokens from ``pos``; tokens before ``quiet_until`` are not keywords (an IRI
+        read as code on a forked path)."""
+        text = self.text
+        pending: tuple | None = None  # what a SERVICE / LOAD keyword still waits for
+        decl: tuple | None = None  # a PREFIX / BASE declaration in progress
+        while True:
+            if pos >= quiet_until and pending is None:
+                key = (pos, bool(stack) and stack[-1] == "(")
+                if key in self.visited:
+                    return  # read from here before, in the same state
+                self.visited.add(key)
+            tok = self.lexer.token(pos)
+            if tok is None:
+                if pending is not None and pending[0] != "SERVICE?":
+                    raise UnsafeQuery(f"{pending[0]} without an endpoint IRI is not allowed")
+                return
+            kind, start, pos = tok
+            value = text[start:pos]
+            low = value.lower()
+            if start >= quiet_until:
+                if pending is not None and pending[0] == "SERVICE?":
+                    if value == "{":  # "service:x {" is SERVICE :x to pyoxigraph
+                        self._allow("SERVICE", pending[1])
+                    pending = None
+                if pending is not None:
+                    pending = self._endpoint(pending, kind, value)
+                    prev = (kind, low)
+                    continue
+                pending = self._keyword(kind, low, value, prev)
+                decl = self._declaration(decl, kind, low, value)
+            if kind == "punct":
+                if value in "{([":
+                    stack.append(value)
+                    if len(stack) > self.max_depth:
+                        raise UnsafeQuery(
+                            f"the query nests brackets deeper than {self.max_depth} levels")
+                elif value in "})]" and stack:
+                    stack.pop()
+                elif value == "<" and text.startswith("<", pos):
+                    stack.append("<<")
+                elif value == ">" and text.startswith(">", pos) and stack and stack[-1] == "<<":
+                    stack.pop()
+            elif (kind == "iri" and start >= quiet_until and stack and stack[-1] == "("
+                  and (prev[0] in _OPERANDS or prev[1] in (")", "]"))
+                  and ("#" in value or "'" in value)):
+                # In an expression "?o <?x#> ..." may be ?o < ?x and a comment: read both ways.
+                self.forks.append((start + 1, list(stack), ("punct", "<"), pos))
+            prev = ("decl", "") if decl == ("done",) else (kind, low)
+
+    def _keyword(self, kind: str, low: str, value: str, prev: tuple[str, str]) -> tuple | None:
+        """Start waiting for an endpoint after SERVICE / LOAD (keywords need no boundary)."""
+        if kind == "word":
+            for word in ("service", "load") if self.update else ("service",):
+                i = low.find(word)
+                if i >= 0:
+                    rest = low[i + len(word):]
+                    if rest not in ("", "silent"):
+                        raise UnsafeQuery(f"{value!r} reads as {word.upper()}: not allowed")
+                    return (word.upper(), rest == "")
+        elif kind == "pname":
+            prefix = low.split(":", 1)[0]
+            i = prefix.find("service")
+            if i >= 0 and prev != ("word", "graph"):
+                targets = self._name_targets(value[i + 7:])
+                if low[i + 7:].startswith("silent"):
+                    targets |= self._name_targets(value[i + 13:]) or {""}
+                return ("SERVICE?", targets)
+            at_operation = prev[0] in ("start", "decl") or prev == ("punct", ";")
+            if self.update and prefix.startswith("load") and at_operation:
+                self._allow("LOAD", self._name_targets(value[4:]))
+        return None
+
+    def _endpoint(self, pending: tuple, kind: str, value: str) -> tuple | None:
+        """The token after SERVICE / LOAD (and an optional SILENT) names the endpoint."""
+        what, silent_ok = pending
+        if silent_ok and kind == "word" and value.lower() == "silent":
+            return (what, False)
+        if kind == "iri":
+            self._allow(what, self._iri_targets(value[1:-1]))
+        elif kind == "pname":
+            targets = self._name_targets(value)
+            if silent_ok and value.lower().startswith("silent"):  # SILENT glued to a name
+                targets |= self._name_targets(value[6:]) or {""}
+            self._allow(what, targets)
+        elif kind == "var":
+            raise UnsafeQuery(f"{what} with a variable endpoint ({value}) is not allowed")
+        else:
+            raise UnsafeQuery(f"{what} must be followed by an allowlisted IRI")
+        return None
+
+    def _declaration(self, decl: tuple | None, kind: str, low: str, value: str) -> tuple | None:
+        """Track PREFIX and BASE; every value ever declared counts (conservative)."""
+        if kind == "word" and low in ("prefix", "base"):
+            return (low,)
+        if kind == "pname" and low.endswith(":"):
+            if decl == ("prefix",):
+                return ("prefix", value[:-1])
+            if low.startswith("prefix"):  # "PREFIXex:" is PREFIX ex: to pyoxigraph
+                return ("prefix", value[6:-1])
+        if kind == "iri" and decl is not None and decl != ("prefix",):
+            iris = self._iri_targets(value[1:-1])
+            if decl[0] == "base":
+                self.bases |= iris
+            else:
+                self.prefixes.setdefault(decl[1], set()).update(iris)
+            return ("done",)
+        return None
+
+    def _iri_targets(self, iri: str) -> set[str]:
+        if _SCHEME.match(iri):
+            return {iri, resolve(iri, iri)}  # resolved against a base, dot segments go
+        return {resolve(iri, base) for base in self.bases}
+
+    def _name_targets(self, pname: str) -> set[str]:
+        if ":" not in pname:
+            return set()
+        prefix, local = pname.split(":", 1)
+        local = _UNLOCAL.sub(r"\1", local)
+        return {ns + local for ns in self.prefixes.get(prefix, ())}
+
+    def _allow(self, what: str, targets: set[str]) -> None:
+        bad = sorted(t for t in targets if t not in self.allowlist)
+        if not targets or bad == [""]:
+            raise UnsafeQuery(f"{what} is refused: its IRI cannot be resolved "
+                              "(unknown prefix, or a relative IRI without BASE)")
+        if bad:
+            shown = next(t for t in bad if t)
+            noun = "endpoint" if what == "SERVICE" else "IRI"
+            raise UnsafeQuery(f"{what} <{shown}> is refused: the {noun} is not allowlisted")
