@@ -79,11 +79,14 @@ def _build_or_exit(builder, config: Config) -> None:
 @click.option("--shapes", type=click.Path(exists=True, path_type=Path), help="Shapes file.")
 @click.option("--engine", type=click.Choice(["oxigraph", "pyshacl"]), default="oxigraph",
               show_default=True, help="Where sh:sparql constraints run (same reports).")
+@click.option("--no-ontology", is_flag=True,
+              help="Do not add the repository's ontology (its class hierarchy) to PATHS.")
 @click.pass_context
-def validate(ctx, paths, fmt, shapes, engine) -> None:
+def validate(ctx, paths, fmt, shapes, engine, no_ontology) -> None:
     """Validate Turtle against the shapes: exit 0 conforms, 1 violations, 2 unreadable input.
 
-    PATHS are Turtle files or directories (default: the repository's ontology and data).
+    PATHS are Turtle files or directories (default: the repository's data). The repository's
+    ontology is added, since shapes target subclasses through it, unless --no-ontology.
     """
     from .build import Sources
     from .validation import InputError, ValidationCrash
@@ -91,7 +94,8 @@ def validate(ctx, paths, fmt, shapes, engine) -> None:
 
     sources = Sources.of(_config(ctx).root)
     files = _expand(paths) if paths else sources.facts + sources.links
-    ontology = [] if paths else sources.ontology
+    ontology = [] if no_ontology else [p for p in sources.ontology
+                                        if p.resolve() not in {f.resolve() for f in files}]
     try:
         report = run_validation(files, shapes or sources.shapes, ontology_paths=ontology,
                                 sparql_engine=engine)
