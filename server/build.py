@@ -96,7 +96,7 @@ def open_store(store_dir: Path) -> ox.Store:
     try:
         store = ox.Store.read_only(str(path))
         next(iter(store.quads_for_pattern(None, None, None, None)), None)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # pyoxigraph raises RuntimeError on corrupt data
         raise OSError(f"the store at {path} cannot be opened: {exc}") from exc
     return store
 
