@@ -52,9 +52,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_body
     state = _StoreState(config)
     writable = config.update_token is not None
-    executor = Executor(state.path, workers=1 if writable else config.query_workers,
-                        timeout=config.query_timeout, result_limit=config.result_limit,
-                        memory_mb=config.worker_memory_mb, writable=writable)
+    executor = _executor(config, state.path, writable)
     atexit.register(executor.close)
     state.executor = executor
     metrics = Metrics()
@@ -114,6 +112,21 @@ def create_app(config: Config | None = None) -> Flask:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     return app
+
+
+def _executor(config: Config, path: Path, writable: bool):
+    """The embedded store's worker pool, or a remote SPARQL store with the same interface."""
+    if config.backend:
+        import os
+
+        from .remote import RemoteExecutor
+
+        password = os.environ.get("NAMKG_BACKEND_PASSWORD")
+        auth = (config.backend_user, password) if config.backend_user and password else None
+        return RemoteExecutor.from_config(config, config.backend, auth=auth)
+    return Executor(path, workers=1 if writable else config.query_workers,
+                    timeout=config.query_timeout, result_limit=config.result_limit,
+                    memory_mb=config.worker_memory_mb, writable=writable)
 
 
 # --------------------------------------------------------------------------- dataset routes

@@ -34,6 +34,9 @@ def main() -> None:
 @click.option("--query-workers", type=int, help="Query processes [NAMKG_QUERY_WORKERS, 2].")
 @click.option("--timeout", "query_timeout", type=float,
               help="Query deadline, s [NAMKG_QUERY_TIMEOUT, 5].")
+@click.option("--backend", help="Serve from this remote SPARQL endpoint [NAMKG_BACKEND]; "
+              "its password from NAMKG_BACKEND_PASSWORD.")
+@click.option("--backend-user", help="User for the backend [NAMKG_BACKEND_USER].")
 @click.pass_context
 def serve(ctx, **opts) -> None:
     """Serve the SPARQL endpoint, UI and linked-data pages; build the store first if missing."""
@@ -113,6 +116,41 @@ def _expand(paths) -> list[Path]:
     for p in paths:
         files += sorted(p.rglob("*.ttl")) if p.is_dir() else [p]
     return files
+
+
+@main.command()
+@click.option("--to", required=True, help="Graph Store (or SPARQL Update) URL of the target.")
+@click.option("--graph", help="Publish the union into this one graph (default: each graph "
+              "under its own name).")
+@click.option("--user", help="User name for the target.")
+@click.option("--password-env", metavar="VAR", help="Environment variable holding the password.")
+@click.option("--token-env", metavar="VAR", help="Environment variable holding a Bearer token.")
+@click.option("--query-endpoint", help="The target's query URL (default: derived from --to).")
+@click.option("--update-endpoint", help="The target's update URL (default: derived from --to).")
+@click.option("--method", type=click.Choice(["auto", "gsp", "update"]), default="auto",
+              show_default=True)
+@click.option("--allow-altered", is_flag=True,
+              help="Publish even if the target stores some literals differently (warned).")
+@click.option("--dry-run", is_flag=True, help="Say what would be written; write nothing.")
+@click.option("--store", type=click.Path(path_type=Path), help="Store directory [NAMKG_STORE].")
+@click.pass_context
+def publish(ctx, to, user, password_env, token_env, store, **options) -> None:
+    """Validate, then write the built graph into an existing SPARQL store, replacing its copy."""
+    from .publish import PublishError, publish_repo
+    from .remote import credentials_from_env
+
+    config = _config(ctx, store=store)
+    try:
+        auth, token = credentials_from_env(user, password_env, token_env)
+    except ValueError as exc:
+        ctx.fail(str(exc))
+    try:
+        result = publish_repo(config, to=to, auth=auth, token=token,
+                              log=lambda m: click.echo(m, err=True), **options)
+    except (PublishError, OSError) as exc:
+        click.echo(f"publish failed, the target's previous copy is kept: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"published {result.triples} triples by {result.method} in {result.seconds:.2f}s")
 
 
 @main.command()

@@ -37,6 +37,8 @@ class Config:
     service_allowlist: tuple[str, ...] = ()
     update_token: str | None = None
     rate_limit: float = 0.0  # requests per second per client; 0 = off
+    backend: str | None = None  # a remote SPARQL endpoint to serve from instead of the store
+    backend_user: str | None = None  # its user; the password only from NAMKG_BACKEND_PASSWORD
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Config:
