@@ -477,3 +477,45 @@ def test_partial_results_are_refused(virtuoso, graphs, published):
         ex.query("ASK {}", solutions_format="text/csv", graph_format=None)  # learns: Virtuoso
         with pytest.raises(QueryTimeout, match="backend stopped it"):
             ex.query(HEAVY, solutions_format="text/csv", graph_format=None)
+
+
+# --------------------------------------------------------------- the whole site from Virtuoso
+
+
+@pytest.fixture(scope="module")
+def backend_server(built_store, virtuoso, published):
+    """`namkg serve --backend` over the Virtuoso copy (the local build serves health/dumps)."""
+    from .conftest import Server
+
+    server = Server(built_store, env={"NAMKG_BACKEND": virtuoso.sparql})
+    yield server.url
+    server.stop()
+
+
+@pytest.mark.parametrize("query", sorted((REPO / "queries").glob("0*.rq")), ids=lambda p: p.stem)
+def test_serve_from_backend_answers_like_the_embedded_store(backend_server, live_server, query):
+    import requests
+
+    def rows(base):
+        resp = requests.post(f"{base}/sparql", data={"query": query.read_text("utf-8")},
+                             headers={"Accept": "application/sparql-results+json"}, timeout=30)
+        assert resp.status_code == 200, resp.text
+        out = [{k: v["value"] for k, v in b.items()} for b in resp.json()["results"]["bindings"]]
+        # Virtuoso keeps xsd:duration as months (see docs/triple-stores.md).
+        return sorted(sorted({k: ("P1Y" if v == "12" and k == "duration" else v)
+                              for k, v in r.items()}.items()) for r in out)
+
+    assert rows(backend_server) == rows(live_server)
+
+
+@pytest.mark.xfail(strict=True, reason="Virtuoso 7.2.5 fails the entity page's query (SQ156 "
+                   "internal compiler error on UNION + BIND + property path; a rewrite crashed "
+                   "the server): entity pages over --backend are a known gap")
+def test_entity_page_from_backend_matches(backend_server, live_server):
+    import requests
+
+    for base in (backend_server, live_server):
+        page = requests.get(f"{base}/id/membership-full", headers={"Accept": "text/html"},
+                            timeout=30)
+        assert page.status_code == 200, page.text[:3000]
+        assert "انضم إلى الحركة في المؤتمر الوزاري السادس عشر في بالي في ذلك العام." in page.text
