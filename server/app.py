@@ -39,6 +39,7 @@ DUMPS = {  # file name -> format; the whole dataset, graphs kept where the forma
 COMPRESSIBLE = ("text/", "application/sparql-results", "application/json", "application/ld+json",
                 "application/n-", "application/trig", "application/rdf+xml", "application/xml")
 RELOAD_EVERY = 2.0  # seconds between checks for a newly built store
+UNLIMITED = ("/healthz", "/metrics")  # monitoring is never rate-limited
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -74,7 +75,8 @@ def create_app(config: Config | None = None) -> Flask:
         state.maybe_reload()
         if request.method == "OPTIONS":
             return _cors(Response(status=204))
-        if limiter.enabled and not limiter.allow(request.remote_addr or "?"):
+        if (limiter.enabled and request.path not in UNLIMITED
+                and not limiter.allow(request.remote_addr or "?")):
             metrics.count("namkg_rate_limited_total")
             return Response("rate limit exceeded\n", 429, {"Retry-After": "1"},
                             mimetype="text/plain")

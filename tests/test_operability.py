@@ -1,0 +1,48 @@
+"""Operability: one structured log line per request, Prometheus metrics, the rate limit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from .conftest import Server
+
+
+@pytest.fixture(scope="module")
+def limited(built_store):
+    server = Server(built_store, env={"NAMKG_RATE_LIMIT": "2"})
+    yield server
+    server.stop()
+
+
+def test_rate_limit_answers_429_with_retry_after(limited):
+    statuses = [requests.get(f"{limited.url}/sparql", timeout=10,
+                             params={"query": "ASK {}"}).status_code for _ in range(12)]
+    assert 429 in statuses and 200 in statuses
+    refused = requests.get(f"{limited.url}/sparql", params={"query": "ASK {}"}, timeout=10)
+    if refused.status_code == 429:
+        assert int(refused.headers["Retry-After"]) >= 1
+    assert "namkg_rate_limited_total" in requests.get(f"{limited.url}/metrics", timeout=10).text
+
+
+def test_access_log_is_one_json_line_per_request_with_query_hash(built_store):
+    server = Server(built_store)
+    try:
+        query = "SELECT * WHERE { ?s ?p ?o } LIMIT 1"
+        assert requests.post(f"{server.url}/sparql", data={"query": query},
+                             timeout=10).status_code == 200
+        assert requests.get(f"{server.url}/sparql", params={"query": "SELEC"},
+                            timeout=10).status_code == 400
+        metrics = requests.get(f"{server.url}/metrics", timeout=10).text
+    finally:
+        server.stop()
+    lines = [json.loads(ln) for ln in server.proc.stderr.read().decode().splitlines()
+             if ln.startswith("{")]
+    sparql = [ln for ln in lines if ln["path"] == "/sparql"]
+    assert [ln["status"] for ln in sparql] == [200, 400]
+    assert all(len(ln["query"]) == 16 and ln["ms"] >= 0 for ln in sparql)
+    assert sparql[0]["query"] != sparql[1]["query"]
+    assert 'namkg_requests_total{route="/sparql",status="400"} 1' in metrics
+    assert "namkg_request_seconds_bucket" in metrics
