@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
+from werkzeug.serving import make_server
 
 REPO = Path(__file__).resolve().parent.parent
 NAMKG = [sys.executable, "-m", "server.cli"]
@@ -22,6 +25,19 @@ def namkg(*args: str, env: dict | None = None, timeout: float = 120,
     """Run the real CLI in a subprocess."""
     return subprocess.run([*NAMKG, *args], capture_output=True, text=True, timeout=timeout,
                           cwd=REPO, env={**os.environ, **(env or {})}, **kw)
+
+
+@contextlib.contextmanager
+def serve(app):
+    """A WSGI app on a real threaded HTTP server on a free loopback port, in this process."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
 
 
 def free_port() -> int:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,13 +14,14 @@ import requests
 from flask import Flask
 from rdflib.plugins.stores.sparqlstore import SPARQLStore
 from SPARQLWrapper import CSV, JSON, JSONLD, POST, POSTDIRECTLY, TURTLE, XML, SPARQLWrapper
-from werkzeug.serving import make_server
 
 from server.config import Config
 from server.endpoint import make_blueprint
 from server.executor import Executor
 from server.iris import Iris
 from server.protocol import SD
+
+from .conftest import serve
 
 IRIS = Iris()
 EX = "http://example.org/"
@@ -57,18 +56,6 @@ def build_store(path) -> None:
 
 
 N_TRIPLES = 3 + 2 * N_ENTITIES
-
-
-@contextlib.contextmanager
-def serve(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 def make_app(executor, config, *, update_executor=None, ui=False):

@@ -9,7 +9,6 @@ import contextlib
 import http.client
 import json
 import re
-import threading
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -19,13 +18,14 @@ import rdflib
 import requests
 from flask import Flask
 from rdflib.compare import isomorphic
-from werkzeug.serving import make_server
 
 from server.config import Config
 from server.endpoint import make_blueprint
 from server.executor import Executor
 from server.iris import Iris
 from server.pages import DATA_FORMATS, make_pages_blueprint
+
+from .conftest import serve
 
 # rdflib's JSON-LD parser uses its own deprecated ConjunctiveGraph; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated")
@@ -116,18 +116,6 @@ def build_store(path: Path) -> None:
                    to_graph=ox.NamedNode(IRIS.graph(name)))
     store.flush()
     del store
-
-
-@contextlib.contextmanager
-def serve(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 def make_app(executor, config: Config) -> Flask:
