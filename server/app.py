@@ -136,10 +136,7 @@ def _executor(config: Config, path: Path, writable: bool):
 def healthz():
     """Liveness and readiness: the store opens and the workers are alive."""
     ext = _ext()
-    try:
-        triples = len(ext["state"].store())
-    except OSError as exc:
-        return {"status": "error", "error": str(exc)}, 503
+    triples = ext["state"].triples
     stats = ext["executor"].stats()
     ready = stats.get("workers", 0) > 0
     body = {"status": "ok" if ready else "starting", "store": str(ext["state"].path),
@@ -270,6 +267,7 @@ class _StoreState:
         self.config = config
         self.path = builder.current_path(config.store)
         self._store = builder.open_store(config.store)
+        self.triples = len(self._store)
         self._checked = time.monotonic()
         self._lock = threading.Lock()
         self.executor: Executor | None = None
@@ -291,6 +289,7 @@ class _StoreState:
                 return  # keep serving what we have
             if new != self.path:
                 self._store = builder.open_store(self.config.store)
+                self.triples = len(self._store)
                 self.path = new
                 if self.executor is not None:
                     self.executor.reload(new)

@@ -95,9 +95,16 @@ def open_store(store_dir: Path) -> ox.Store:
     path = current_path(store_dir)
     try:
         store = ox.Store.read_only(str(path))
-        next(iter(store.quads_for_pattern(None, None, None, None)), None)
+        count = len(store)
+        recorded = [q.object.value for q in store.quads_for_pattern(
+            None, ox.NamedNode(META["triples"]), None, None) if q.subject.value.endswith("dataset")]
     except (OSError, RuntimeError) as exc:  # pyoxigraph raises RuntimeError on corrupt data
         raise OSError(f"the store at {path} cannot be opened: {exc}") from exc
+    # An empty or foreign store must not serve as if it were ours: the build records its
+    # size (VoID, meta graph), which the store must hold plus the meta graph itself.
+    if not recorded or count <= int(recorded[0]):
+        raise OSError(f"the store at {path} is not a complete nam-kg build "
+                      f"({count} quads; recorded size {recorded[0] if recorded else 'missing'})")
     return store
 
 

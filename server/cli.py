@@ -31,7 +31,7 @@ def main() -> None:
 @click.option("--port", type=int, help="Port [NAMKG_PORT, 8000].")
 @click.option("--store", type=click.Path(path_type=Path), help="Store directory [NAMKG_STORE].")
 @click.option("--threads", "http_threads", type=int, help="HTTP threads [NAMKG_HTTP_THREADS, 16].")
-@click.option("--query-workers", type=int, help="Query processes [NAMKG_QUERY_WORKERS, 2].")
+@click.option("--query-workers", type=int, help="Query processes [NAMKG_QUERY_WORKERS, 8].")
 @click.option("--timeout", "query_timeout", type=float,
               help="Query deadline, s [NAMKG_QUERY_TIMEOUT, 5].")
 @click.option("--backend", help="Serve from this remote SPARQL endpoint [NAMKG_BACKEND]; "

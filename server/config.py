@@ -29,7 +29,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8000
     http_threads: int = 16  # gunicorn threads serving HTTP
-    query_workers: int = 2  # processes running queries, killed at the deadline
+    query_workers: int = 8  # processes running queries (~30 MB each), killed at the deadline
     query_timeout: float = 5.0  # seconds
     max_body: int = 1_000_000  # bytes of a request body
     result_limit: int = 10_000  # rows or triples of one result

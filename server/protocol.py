@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
 import pyoxigraph as ox
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .iris import GRAPH_NAMES, Iris
 
@@ -291,7 +292,12 @@ def read_body(request, max_body: int) -> bytes:
     chunks, total = [], 0
     stream = request.stream
     while True:
-        chunk = stream.read(min(65536, max_body + 1 - total))
+        try:
+            chunk = stream.read(min(65536, max_body + 1 - total))
+        except RequestEntityTooLarge:  # the app's MAX_CONTENT_LENGTH, met while streaming
+            raise too_large from None
+        except Exception as exc:  # a malformed body (e.g. bad chunked encoding) from the server
+            raise ProtocolError(400, f"Unreadable request body: {exc}") from exc
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)

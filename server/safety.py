@@ -280,6 +280,7 @@ class _Checker:
         text = self.text
         pending: tuple | None = None  # what a SERVICE / LOAD keyword still waits for
         decl: tuple | None = None  # a PREFIX / BASE declaration in progress
+        unary = 0  # prefix operators in a row
         while True:
             if pos >= quiet_until and pending is None:
                 key = (pos, bool(stack) and stack[-1] == "(")
@@ -305,6 +306,12 @@ class _Checker:
                     continue
                 pending = self._keyword(kind, low, value, prev)
                 decl = self._declaration(decl, kind, low, value)
+            # A run of prefix operators ("!!!!…", "- - -…") nests the parser as deeply as
+            # brackets do: count it towards the same depth limit.
+            unary = unary + 1 if kind == "punct" and value in ("!", "-", "+") else 0
+            if len(stack) + unary > self.max_depth:
+                raise UnsafeQuery(
+                    f"the query nests operators deeper than {self.max_depth} levels")
             if kind == "punct":
                 if value in "{([":
                     stack.append(value)
@@ -374,7 +381,7 @@ class _Checker:
                 return ("prefix", value[:-1])
             if low.startswith("prefix"):  # "PREFIXex:" is PREFIX ex: to pyoxigraph
                 return ("prefix", value[6:-1])
-        if kind == "iri" and decl is not None and decl != ("prefix",):
+        if kind == "iri" and decl is not None and decl not in (("prefix",), ("done",)):
             iris = self._iri_targets(value[1:-1])
             if decl[0] == "base":
                 self.bases |= iris

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -64,10 +65,16 @@ class Server:
             [*NAMKG, "serve", "--store", str(store), "--port", str(self.port)],
             cwd=REPO, env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        # Drain the log as it comes: an unread pipe fills up and blocks the server.
+        self.log: deque[bytes] = deque(maxlen=10_000)
+        self.log_reader = threading.Thread(
+            target=lambda: self.log.extend(iter(self.proc.stderr.readline, b"")), daemon=True)
+        self.log_reader.start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")
+                self.log_reader.join(5)
+                raise RuntimeError(f"server exited: {self.log_text()[-2000:]}")
             try:
                 if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
                     return
@@ -77,6 +84,9 @@ class Server:
         self.stop()
         raise RuntimeError("server did not answer within 60 s")
 
+    def log_text(self) -> str:
+        return b"".join(self.log).decode("utf-8", "replace")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -85,6 +95,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        self.log_reader.join(5)
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ def test_access_log_is_one_json_line_per_request_with_query_hash(built_store):
         metrics = requests.get(f"{server.url}/metrics", timeout=10).text
     finally:
         server.stop()
-    lines = [json.loads(ln) for ln in server.proc.stderr.read().decode().splitlines()
+    lines = [json.loads(ln) for ln in server.log_text().splitlines()
              if ln.startswith("{")]
     sparql = [ln for ln in lines if ln["path"] == "/sparql"]
     assert [ln["status"] for ln in sparql] == [200, 400]
