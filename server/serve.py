@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from gunicorn.app.base import BaseApplication
 
 from .config import Config
@@ -25,6 +27,8 @@ class _Gunicorn(BaseApplication):
             "errorlog": "-",
             "loglevel": "info",
             "limit_request_line": 16384,
+            "worker_exit": _worker_exit,
+            "control_socket_disable": True,  # gunicorn 27 shares one socket path otherwise
         }.items():
             self.cfg.set(key, value)
 
@@ -32,6 +36,19 @@ class _Gunicorn(BaseApplication):
         from .app import create_app
 
         return create_app(self.config_)
+
+
+def _worker_exit(server, worker) -> None:
+    """Stop the query workers, then leave without interpreter finalization: tearing down
+    pyoxigraph's RocksDB handles there crashed the worker with SIGSEGV on every SIGTERM."""
+    import os
+
+    app = getattr(worker, "wsgi", None)
+    ext = getattr(app, "extensions", {}).get("namkg") if app is not None else None
+    if ext is not None:
+        ext["executor"].close()
+    logging.shutdown()
+    os._exit(0)
 
 
 def run(config: Config) -> None:

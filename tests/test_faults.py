@@ -300,9 +300,6 @@ def test_sigterm_stops_every_process(stopped):
     assert stopped["left"] is True, f"left running: {stopped['left']}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the gunicorn worker dies of SIGSEGV while exiting (gunicorn logs 'Worker (pid:…) was "
-    "sent SIGSEGV!' on every SIGTERM)"))
 def test_shutdown_is_clean(stopped):
     assert b"SIGSEGV" not in stopped["log"] and b"Traceback" not in stopped["log"]
 
