@@ -223,19 +223,28 @@ def run_job(kind: str, job: dict, timeout: float):
 
 def http_latency(url: str, query: str, seconds: float, runs: int = 3) -> dict:
     """p50 of sequential requests on one keep-alive connection: for ``seconds`` and at least
-    ``runs`` times (slow queries still get measured, unlike a time-bounded wrk cell)."""
-    import requests
+    ``runs`` times (slow queries still get measured, unlike a time-bounded wrk cell).
+    http.client, not requests: it sends a small request in one segment, and costs ~0.1 ms
+    rather than ~3 ms per request."""
+    import http.client
 
+    parts = urllib.parse.urlsplit(url)
+    body = urllib.parse.urlencode({"query": query})
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": JSON_MEDIA}
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
     times: list[float] = []
-    with requests.Session() as session:
+    try:
         stop = time.perf_counter() + seconds
         while time.perf_counter() < stop or len(times) < runs:
             t = time.perf_counter()
-            r = session.post(url, data={"query": query}, headers={"Accept": JSON_MEDIA},
-                             timeout=120)
-            if r.status_code != 200:
-                return {"error": f"HTTP {r.status_code}"}
+            conn.request("POST", parts.path or "/", body=body, headers=headers)
+            r = conn.getresponse()
+            r.read()
+            if r.status != 200:
+                return {"error": f"HTTP {r.status}"}
             times.append(time.perf_counter() - t)
+    finally:
+        conn.close()
     return {"p50_ms": statistics.median(times) * 1000, "requests": len(times)}
 
 
