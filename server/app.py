@@ -266,8 +266,7 @@ class _StoreState:
     def __init__(self, config: Config):
         self.config = config
         self.path = builder.current_path(config.store)
-        self._store = builder.open_store(config.store)
-        self.triples = len(self._store)
+        self._store, self.triples = builder.open_counted(config.store)
         self._checked = time.monotonic()
         self._lock = threading.Lock()
         self.executor: Executor | None = None
@@ -288,8 +287,7 @@ class _StoreState:
             except FileNotFoundError:
                 return  # keep serving what we have
             if new != self.path:
-                self._store = builder.open_store(self.config.store)
-                self.triples = len(self._store)
+                self._store, self.triples = builder.open_counted(self.config.store)
                 self.path = new
                 if self.executor is not None:
                     self.executor.reload(new)

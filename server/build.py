@@ -92,6 +92,11 @@ def current_path(store_dir: Path) -> Path:
 
 def open_store(store_dir: Path) -> ox.Store:
     """Open the served build read-only; a clear error if missing or corrupt."""
+    return open_counted(store_dir)[0]
+
+
+def open_counted(store_dir: Path) -> tuple[ox.Store, int]:
+    """:func:`open_store` and the quad count it checked (counting is O(n): do it once)."""
     path = current_path(store_dir)
     try:
         store = ox.Store.read_only(str(path))
@@ -105,7 +110,7 @@ def open_store(store_dir: Path) -> ox.Store:
     if not recorded or count <= int(recorded[0]):
         raise OSError(f"the store at {path} is not a complete nam-kg build "
                       f"({count} quads; recorded size {recorded[0] if recorded else 'missing'})")
-    return store
+    return store, count
 
 
 def load_dataset(sources: Sources, iris: Iris) -> ox.Store:
