@@ -5,8 +5,10 @@ processes (started by a multiprocessing fork server, which is safe in a threaded
 fast: a worker is a fork of a process that already imported pyoxigraph). A request thread
 checks out an idle worker, sends the query text and options over a pipe and waits with a
 deadline; at the deadline the worker is SIGKILLed and replaced in the background while the
-other workers keep serving. Workers cap their own address space, so a query that eats
-memory kills only its worker. Results come back serialized, as bytes.
+other workers keep serving. A query that runs long is deprioritised step by step (the more CPU
+it has used, the nicer it gets) and, while it runs, an extra worker is started so that long queries
+never take all the workers from quick ones. Workers cap their own address space, so a query
+that eats memory kills only its worker. Results come back serialized, as bytes.
 
 >>> import tempfile, pyoxigraph as ox
 >>> tmp = tempfile.TemporaryDirectory()
@@ -52,7 +54,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 _CTX = multiprocessing.get_context("forkserver")
 _READY_TIMEOUT = 60.0  # seconds for a new worker to open the store
-_NICE_AFTER = 0.25  # seconds after which a running query is deprioritised (nice 19)
+# (CPU seconds the query has used, nice): a query that burns CPU yields it to quick ones and to
+# those that used less, so a query slowed only by load is not starved by runaways; priority
+# by CPU used rather than by time waited.
+_NICE_STEPS = ((0.05, 5), (0.1, 10), (0.2, 15), (0.4, 19))
+_LONG_AFTER = 0.25  # seconds: a query still running then may get an extra worker started
+_TICK = 0.05  # seconds between checks of a long query's CPU time
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 _KNOWN_MEDIA: set[tuple[type, str]] = set()  # media types already checked
@@ -120,22 +128,26 @@ class Result:
 
 
 class _Worker:
-    __slots__ = ("proc", "conn", "pid", "gen", "path", "started", "nice")
+    __slots__ = ("proc", "conn", "pid", "gen", "path", "started", "nice", "cpu")
 
     def __init__(self, proc, conn, gen: int, path: str, started: float):
         self.proc, self.conn, self.gen, self.pid = proc, conn, gen, proc.pid
         self.path, self.started, self.nice = path, started, 0
+        self.cpu = 0.0  # the worker's CPU seconds when it last replied
 
 
 class Executor:
     """A pool of query worker processes on one on-disk store; thread-safe."""
 
     def __init__(self, store_path: str | Path, *, workers: int = 2, timeout: float = 5.0,
-                 result_limit: int = 10_000, memory_mb: int = 1024, writable: bool = False):
-        if workers < 1 or timeout <= 0 or result_limit < 0:
-            raise ValueError("workers must be >= 1, timeout > 0 and result_limit >= 0")
+                 result_limit: int = 10_000, memory_mb: int = 1024, writable: bool = False,
+                 burst: int | None = None):
+        if workers < 1 or timeout <= 0 or result_limit < 0 or (burst or 0) < 0:
+            raise ValueError("workers must be >= 1, timeout > 0, result_limit and burst >= 0")
         # RocksDB gives no guarantee for read-only opens beside a writer: one writer only.
         self.size = 1 if writable else workers
+        # Extra workers started while queries run long (at most this many at once).
+        self.burst = 0 if writable else (workers if burst is None else burst)
         self.timeout, self.result_limit = timeout, result_limit
         self.memory_mb, self.writable = memory_mb, writable
         self._path = str(store_path)
@@ -144,6 +156,7 @@ class Executor:
         self._spawn_lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
+        self._long: set[_Worker] = set()  # busy with a query past the first nice step
         self._starting = 0
         self._gen = 0
         self._closed = False
@@ -212,7 +225,7 @@ class Executor:
     def stats(self) -> dict:
         with self._cond:
             workers = self._idle + list(self._busy)
-            return {"workers": len(workers), "busy": len(self._busy),
+            return {"workers": len(workers), "busy": len(self._busy), "long": len(self._long),
                     "starting": self._starting, **self._counts,
                     "pids": sorted(w.pid for w in workers)}
 
@@ -255,15 +268,9 @@ class Executor:
         w = self._checkout(deadline, timeout)
         with self._cond:
             self._counts["queries"] += 1
-        reply = None
         try:
             w.conn.send(job)
-            if w.conn.poll(min(_NICE_AFTER, max(0.0, deadline - time.monotonic()))):
-                reply = w.conn.recv()
-            else:  # a long query yields the CPU to quick ones until it ends or is killed
-                _renice(w, 19)
-                if w.conn.poll(max(0.0, deadline - time.monotonic())):
-                    reply = w.conn.recv()
+            reply = self._await_reply(w, time.monotonic(), deadline)
         except (EOFError, OSError):
             if self._lost(w, "crashes"):
                 raise QueryError("the query executor is closed", 503) from None
@@ -284,6 +291,38 @@ class Executor:
         if kind == "notacceptable":
             raise NotAcceptable(f"no acceptable format for a {reply[1]} result")
         raise QueryError(reply[2], reply[1])
+
+    def _await_reply(self, w: _Worker, started: float, deadline: float) -> tuple | None:
+        """The worker's reply, or None at the deadline; deprioritises a query by the CPU
+        time it has used once it runs longer than the first step."""
+        wait = _NICE_STEPS[0][0]
+        long = False
+        while True:
+            if w.conn.poll(max(0.0, min(time.monotonic() + wait, deadline) - time.monotonic())):
+                reply, w.cpu = w.conn.recv()
+                return reply
+            now = time.monotonic()
+            if now >= deadline:
+                return None
+            used = _cpu_seconds(w.pid) - w.cpu
+            nice = max([n for after, n in _NICE_STEPS if used >= after], default=0)
+            if nice > w.nice:
+                _renice(w, nice)
+            if not long and now - started >= _LONG_AFTER:
+                long = True
+                self._went_long(w)
+            wait = _TICK
+
+    def _went_long(self, w: _Worker) -> None:
+        """Start an extra worker if long queries leave fewer than ``size`` for quick ones."""
+        with self._cond:
+            self._long.add(w)
+            total = len(self._idle) + len(self._busy) + self._starting
+            if (self._closed or w.gen != self._gen or total >= self.size + self.burst
+                    or total - len(self._long) >= self.size):
+                return
+            self._starting += 1
+        self._start_refill(None, True)
 
     def _checkout(self, deadline: float, timeout: float) -> _Worker:
         if os.getpid() != self._pid:
@@ -306,16 +345,28 @@ class Executor:
             self._lost(w, "crashes")
 
     def _checkin(self, w: _Worker) -> None:
-        _renice(w, 0)
+        refill = False
         with self._cond:
             self._busy.discard(w)
-            if not self._closed and w.gen == self._gen:
+            self._long.discard(w)
+            total = len(self._idle) + len(self._busy) + self._starting + 1
+            keep = not self._closed and w.gen == self._gen
+            if keep and total - len(self._long) > self.size:
+                keep = False  # an extra worker no long query needs any more: retire it
+            elif keep:
+                _renice(w, 0)
+                if w.nice != 0:  # raising priority needs privileges: replace the worker
+                    keep, refill = False, True
+                    self._starting += 1
+            if keep:
                 self._idle.append(w)
                 self._cond.notify()
                 return
-        _kill(w)  # from before a reload, or closed meanwhile
+        _kill(w)  # extra, from before a reload, or closed meanwhile
         w.proc.join(5)
         w.conn.close()
+        if refill:
+            self._start_refill(None, True)
 
     def _lost(self, w: _Worker, counter: str | None) -> bool:
         """Kill a checked-out worker and replace it in the background; True if closed."""
@@ -325,7 +376,11 @@ class Executor:
                 self._counts[counter] += 1
             if not closed:
                 self._busy.discard(w)
-                replace = w.gen == self._gen
+                self._long.discard(w)
+                total = len(self._idle) + len(self._busy) + self._starting
+                # Keep ``size`` workers beside those busy with long queries, within the burst.
+                replace = (w.gen == self._gen and total - len(self._long) < self.size
+                           and total < self.size + self.burst)
                 if replace:
                     self._starting += 1
         if closed:  # close() kills and reaps it
@@ -334,24 +389,30 @@ class Executor:
         _kill(w)
         w.conn.close()
         log.warning("query worker %s killed (%s)", w.pid, counter or "interrupted")
-        t = threading.Thread(target=self._replace, args=(w, replace), daemon=True,
-                             name="namkg-worker-replacer")
-        with self._cond:
-            self._replacers.add(t)
-        t.start()
+        self._start_refill(w, replace)
         return False
 
     # --- worker management ------------------------------------------------------------
 
-    def _replace(self, dead: _Worker, replace: bool) -> None:
+    def _start_refill(self, dead: _Worker | None, replace: bool) -> None:
+        """Reap ``dead`` and, if ``replace`` (counted in ``_starting``), start a worker."""
+        with self._cond:
+            gen = self._gen if dead is None else dead.gen
+            t = threading.Thread(target=self._replace, args=(dead, gen, replace), daemon=True,
+                                 name="namkg-worker-replacer")
+            self._replacers.add(t)
+        t.start()
+
+    def _replace(self, dead: _Worker | None, for_gen: int, replace: bool) -> None:
         try:
-            dead.proc.join(5)  # reap it: no zombie
+            if dead is not None:
+                dead.proc.join(5)  # reap it: no zombie
             if not replace:
                 return
             delay = 0.1
             while True:
                 with self._cond:
-                    if self._closed or dead.gen != self._gen:
+                    if self._closed or for_gen != self._gen:
                         return
                     path, gen = self._path, self._gen
                 try:
@@ -405,6 +466,8 @@ class Executor:
         ok = w.conn.poll(_READY_TIMEOUT)
         try:
             msg = w.conn.recv() if ok else ("failed", "timed out opening the store")
+            if msg[0] == "ready":
+                w.cpu = msg[2]
         except (EOFError, OSError):
             w.proc.join(5)
             msg = ("failed", f"exited with code {w.proc.exitcode} while opening the store")
@@ -456,6 +519,16 @@ def _preload() -> None:
     _CTX.set_forkserver_preload(sorted(set(modules), key=modules.index))
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used, from /proc; 0 where unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _kill(w: _Worker) -> None:
     if w.proc.exitcode is None:
         w.proc.kill()
@@ -477,7 +550,7 @@ def _worker_main(conn, path: str, writable: bool, memory_mb: int) -> None:
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", os.getpid(), time.process_time()))
     while True:
         try:
             job = conn.recv()
@@ -494,7 +567,7 @@ def _worker_main(conn, path: str, writable: bool, memory_mb: int) -> None:
         except Exception as exc:  # noqa: BLE001 - the worker must keep serving
             reply = ("error", 500, f"query failed: {type(exc).__name__}: {exc}")
         try:
-            conn.send(reply)
+            conn.send((reply, time.process_time()))  # CPU used: the parent's priority basis
         except (OSError, ValueError):
             return
 

@@ -352,7 +352,7 @@ def test_memory_cap_applies_to_workers(store_path):
 
 
 def test_busy_when_no_worker_frees_up(store_path, executors):
-    e = executors(store_path, workers=1, timeout=10)
+    e = executors(store_path, workers=1, timeout=10, burst=0)
     outcome = []
     t = threading.Thread(target=lambda: outcome.append(
         pytest.raises(QueryTimeout, ask, e, RUNAWAY, timeout=2)))
@@ -363,6 +363,56 @@ def test_busy_when_no_worker_frees_up(store_path, executors):
     assert err.value.status == 503 and err.value.retry_after >= 1
     t.join()
     assert outcome and number(ask(e, COUNT)) == N + 2
+
+
+def runaways(e: Executor, n: int, timeout: float) -> list[threading.Thread]:
+    threads = [threading.Thread(target=pytest.raises, args=(QueryTimeout, ask, e, RUNAWAY),
+                                kwargs={"timeout": timeout}) for _ in range(n)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def niced(e: Executor) -> list[int]:
+    """Workers running at a lowered CPU priority."""
+    found = []
+    for pid in e.stats()["pids"]:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, pid) > 0:
+                found.append(pid)
+        except ProcessLookupError:
+            pass
+    return found
+
+
+def test_long_queries_leave_workers_for_quick_ones(store_path, executors):
+    e = executors(store_path, workers=2, timeout=10)  # burst: 2 extra workers
+    long = runaways(e, 2, timeout=3)
+    assert wait_for(lambda: e.stats()["long"] == 2)
+    assert wait_for(lambda: e.stats()["workers"] == 4)  # 2 extra beside the 2 long ones
+    for _ in range(20):  # quick queries never wait for the runaways
+        assert number(ask(e, COUNT, timeout=1)) == N + 2
+    # A query that burns CPU loses priority; quick ones keep the normal one.
+    assert wait_for(lambda: len(niced(e)) == 2, timeout=5)
+    busy = niced(e)
+    for t in long:
+        t.join()
+    assert wait_for(lambda: e.stats()["workers"] == 2)  # back to size: the extras retire
+    stats = e.stats()
+    assert stats["timeouts"] == 2 and stats["long"] == 0 and stats["busy"] == 0
+    assert wait_for(lambda: all(gone(p) for p in busy))
+
+
+def test_without_burst_long_queries_take_every_worker(store_path, executors):
+    # The regression the burst fixes: two runaways left no worker for a quick query.
+    e = executors(store_path, workers=2, timeout=10, burst=0)
+    long = runaways(e, 2, timeout=2)
+    assert wait_for(lambda: e.stats()["long"] == 2)
+    with pytest.raises(Busy):
+        ask(e, COUNT, timeout=0.5)
+    for t in long:
+        t.join()
+    assert number(ask(e, COUNT)) == N + 2
 
 
 # --- updates ----------------------------------------------------------------------------
