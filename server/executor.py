@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 import types
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,10 @@ _READY_TIMEOUT = 60.0  # seconds for a new worker to open the store
 # those that used less, so a query slowed only by load is not starved by runaways; priority
 # by CPU used rather than by time waited.
 _NICE_STEPS = ((0.05, 5), (0.1, 10), (0.2, 15), (0.4, 19))
+# A query text that finished before is demoted only once it has used twice the CPU it needed
+# then: a known, moderately costly query (an ORDER BY over the whole store, ~0.12 s) is not
+# starved as if it were a runaway. Runaways never finish, so they never earn that grace.
+_COSTS_KEPT = 4096  # query texts whose last CPU cost is remembered
 _LONG_AFTER = 0.25  # seconds: a query still running then may get an extra worker started
 _TICK = 0.05  # seconds between checks of a long query's CPU time
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -162,6 +167,7 @@ class Executor:
         self._closed = False
         self._replacers: set[threading.Thread] = set()
         self._counts = {"timeouts": 0, "crashes": 0, "queries": 0}
+        self._costs: OrderedDict[int, float] = OrderedDict()  # hash(query) -> CPU seconds
         self.spawn_seconds: float | None = None  # how long the last worker took to be ready
         _preload()
         self._idle = self._start_many(self.size, 0)
@@ -219,8 +225,14 @@ class Executor:
             else:
                 self._gen, self._path = gen, path
                 old, self._idle = self._idle, fresh
+                self._costs.clear()  # costs were measured on the old data
                 self._cond.notify_all()
         self._retire_all(old)
+
+    def known_cost(self, sparql: str) -> float | None:
+        """The CPU seconds ``sparql`` used when it last finished here, if remembered."""
+        with self._cond:
+            return self._costs.get(hash(sparql))
 
     def stats(self) -> dict:
         with self._cond:
@@ -264,13 +276,18 @@ class Executor:
 
     def _run(self, job: tuple, timeout: float) -> tuple:
         # The deadline covers waiting for a worker too: the client hears back in time.
-        deadline = time.monotonic() + timeout
+        asked = time.monotonic()
+        deadline = asked + timeout
         w = self._checkout(deadline, timeout)
+        got = time.monotonic()
+        key = hash(job[1])
         with self._cond:
             self._counts["queries"] += 1
+            known = self._costs.get(key, 0.0)
         try:
             w.conn.send(job)
-            reply = self._await_reply(w, time.monotonic(), deadline)
+            cpu = w.cpu
+            reply = self._await_reply(w, got, deadline, 2 * known)
         except (EOFError, OSError):
             if self._lost(w, "crashes"):
                 raise QueryError("the query executor is closed", 503) from None
@@ -280,9 +297,20 @@ class Executor:
             self._lost(w, None)  # e.g. KeyboardInterrupt: the worker's state is unknown
             raise
         if reply is None:
+            # Why it timed out, for the operator: queued behind others, or slow itself.
+            log.warning("query timed out: waited %.3f s for a worker, ran %.3f s using %.3f s "
+                        "CPU at nice %d", got - asked, time.monotonic() - got,
+                        _cpu_seconds(w.pid) - w.cpu, w.nice)
             self._lost(w, "timeouts")
+            with self._cond:
+                self._costs.pop(key, None)
             raise QueryTimeout(f"the query did not finish within the {timeout:g} s deadline")
         self._checkin(w)
+        with self._cond:
+            self._costs[key] = w.cpu - cpu
+            self._costs.move_to_end(key)
+            if len(self._costs) > _COSTS_KEPT:
+                self._costs.popitem(last=False)
         kind = reply[0]
         if kind in ("ok", "done"):
             return reply
@@ -292,9 +320,10 @@ class Executor:
             raise NotAcceptable(f"no acceptable format for a {reply[1]} result")
         raise QueryError(reply[2], reply[1])
 
-    def _await_reply(self, w: _Worker, started: float, deadline: float) -> tuple | None:
+    def _await_reply(self, w: _Worker, started: float, deadline: float,
+                     grace: float) -> tuple | None:
         """The worker's reply, or None at the deadline; deprioritises a query by the CPU
-        time it has used once it runs longer than the first step."""
+        time it has used beyond ``grace`` once it runs longer than the first step."""
         wait = _NICE_STEPS[0][0]
         long = False
         while True:
@@ -304,8 +333,7 @@ class Executor:
             now = time.monotonic()
             if now >= deadline:
                 return None
-            used = _cpu_seconds(w.pid) - w.cpu
-            nice = max([n for after, n in _NICE_STEPS if used >= after], default=0)
+            nice = _nice_for(_cpu_seconds(w.pid) - w.cpu, grace)
             if nice > w.nice:
                 _renice(w, nice)
             if not long and now - started >= _LONG_AFTER:
@@ -517,6 +545,16 @@ def _preload() -> None:
             if isinstance(mod, str) and mod in sys.modules and mod not in ("__main__", "builtins"):
                 modules.append(mod)
     _CTX.set_forkserver_preload(sorted(set(modules), key=modules.index))
+
+
+def _nice_for(used: float, grace: float = 0.0) -> int:
+    """The nice value of a query that has used ``used`` CPU seconds, ``grace`` of them free.
+
+    >>> _nice_for(0.01), _nice_for(0.15), _nice_for(5.0), _nice_for(0.15, grace=0.24)
+    (0, 10, 19, 0)
+    """
+    used -= grace
+    return max([n for after, n in _NICE_STEPS if used >= after], default=0)
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -18,6 +18,7 @@ import pyoxigraph as ox
 import pytest
 
 from server.executor import (
+    _NICE_STEPS,
     Busy,
     Executor,
     NotAcceptable,
@@ -414,6 +415,50 @@ def test_without_burst_long_queries_take_every_worker(store_path, executors):
         t.join()
     assert number(ask(e, COUNT)) == N + 2
 
+
+
+# Finishes, but burns ~0.15 s of CPU: past the first demotion step.
+HEAVY = ("SELECT (COUNT(*) AS ?c) WHERE { ?a ?b ?c . ?d ?e ?f . "
+         "FILTER(SHA256(CONCAT(STR(?c), STR(?f))) != \"\") }")
+
+
+def highest_nice_while(e: Executor, query: str) -> int:
+    """Run ``query``; the highest nice value any worker had meanwhile (sampled)."""
+    t = threading.Thread(target=ask, args=(e, query))
+    t.start()
+    seen = 0
+    while t.is_alive():
+        for pid in e.stats()["pids"]:
+            try:
+                seen = max(seen, os.getpriority(os.PRIO_PROCESS, pid))
+            except ProcessLookupError:
+                pass
+        time.sleep(0.005)
+    t.join()
+    return seen
+
+
+def test_a_query_that_finished_before_keeps_its_priority(store_path, executors):
+    # The load-test regression: a known ORDER BY over the whole store was demoted like a
+    # runaway and starved. A text that finished before gets twice its cost as grace.
+    e = executors(store_path, workers=1, timeout=20)
+    assert e.known_cost(HEAVY) is None
+    assert highest_nice_while(e, HEAVY) > 0  # unknown: demoted by the CPU it burns
+    assert e.known_cost(HEAVY) > _NICE_STEPS[0][0]
+    assert highest_nice_while(e, HEAVY) == 0  # known: within its grace
+
+
+def test_costs_are_forgotten_on_timeout_and_reload(store_path, tmp_path, executors):
+    e = executors(store_path, workers=1, timeout=10)
+    ask(e, HEAVY)
+    assert e.known_cost(HEAVY) > 0
+    with pytest.raises(QueryTimeout):
+        ask(e, HEAVY, timeout=0.02)
+    assert e.known_cost(HEAVY) is None  # slower than remembered: no grace any more
+    ask(e, COUNT)
+    assert e.known_cost(COUNT) is not None
+    e.reload(make_store(tmp_path / "other", n=30))
+    assert e.known_cost(COUNT) is None  # measured on other data
 
 # --- updates ----------------------------------------------------------------------------
 
