@@ -285,34 +285,22 @@ class Pages:
                         headers={"Vary": "Accept", "Link": link_header(links)})
 
     def entity_view(self, iri: str) -> EntityView | None:
-        own = self.select(f"SELECT ?p ?o WHERE {{ <{iri}> ?p ?o }}")
-        incoming = self.select(f"SELECT ?s ?p WHERE {{ ?s ?p <{iri}> }}")
+        # Plain queries only: Virtuoso 7.2 cannot compile a UNION with BIND and a property
+        # path (SQ156), so the Fact/Claim subclass closure is computed here.
+        own = self.select(own_query(iri, blanks=False))
+        blanks = []
+        if any(r["o"]["type"] == "bnode" for r in own):  # again, with what the blanks hold
+            described = self.select(own_query(iri, blanks=True))
+            own = [r for r in described if "b" not in r]
+            blanks = [r for r in described if "b" in r]
+        about = self.select(about_query(iri))
+        incoming = [r for r in about if "p" in r]
         if not own and not incoming:
             return None
-        nodes = self.select(f"""
-            SELECT DISTINCT ?node ?kind ?via ?author ?quote ?exact ?translation ?sentence WHERE {{
-              {{ ?node ?via <{iri}> }} UNION {{ BIND(<{iri}> AS ?node) }}
-              VALUES ?kind {{ nam:Fact nam:Claim }}
-              ?node a/rdfs:subClassOf* ?kind .
-              OPTIONAL {{ ?node prov:wasAttributedTo ?author }}
-              OPTIONAL {{
-                ?node prov:wasDerivedFrom ?quote .
-                OPTIONAL {{ ?quote oa:exact ?exact }}
-                OPTIONAL {{ ?quote nam:translation ?translation }}
-                OPTIONAL {{ ?quote nam:sentence ?sentence }}
-              }}
-            }}""")
-        blanks = self.select(f"""
-            SELECT ?b ?p ?o WHERE {{
-              {{ <{iri}> ?p1 ?b FILTER(isBlank(?b)) }}
-              UNION {{ <{iri}> ?p1 ?b1 FILTER(isBlank(?b1)) ?b1 ?p2 ?b FILTER(isBlank(?b)) }}
-              UNION {{ <{iri}> ?p1 ?b1 FILTER(isBlank(?b1)) ?b1 ?p2 ?b2 FILTER(isBlank(?b2))
-                       ?b2 ?p3 ?b FILTER(isBlank(?b)) }}
-              ?b ?p ?o
-            }}""") if any(r["o"]["type"] == "bnode" for r in own) else []
         bnodes: dict[str, list[tuple[str, dict]]] = defaultdict(list)
         for row in blanks:
             bnodes[row["b"]["value"]].append((row["p"]["value"], row["o"]))
+        nodes = statement_rows(iri, own, about, self.iris.vocab)
         mentioned = {iri}
         for row in own + incoming + nodes + blanks:
             mentioned.update(v["value"] for v in row.values() if v["type"] == "uri")
@@ -360,6 +348,96 @@ def describe_query(iri: str) -> str:
                ?b2 ?p3 ?s FILTER(isBlank(?s)) ?s ?p ?o }}
       UNION {{ ?s ?p {e} BIND({e} AS ?o) }}
     }}"""
+
+
+# The entity page's queries are plain UNIONs of basic patterns (no BIND, property path or
+# VALUES), which Virtuoso 7.2 and Oxigraph both run.
+
+
+def own_query(iri: str, blanks: bool) -> str:
+    """The entity's triples (``?b`` unbound) and, with ``blanks``, those of the blank nodes it
+    reaches, 3 levels deep (``?b`` the blank node): in one result, so blank node ids agree."""
+    e = f"<{iri}>"
+    if not blanks:
+        return f"SELECT ?b ?p ?o WHERE {{ {e} ?p ?o }}"
+    return f"""SELECT ?b ?p ?o WHERE {{
+      {{ {e} ?p ?o }}
+      UNION {{ {e} ?p1 ?b FILTER(isBlank(?b)) ?b ?p ?o }}
+      UNION {{ {e} ?p1 ?b1 FILTER(isBlank(?b1)) ?b1 ?p2 ?b FILTER(isBlank(?b)) ?b ?p ?o }}
+      UNION {{ {e} ?p1 ?b1 FILTER(isBlank(?b1)) ?b1 ?p2 ?b2 FILTER(isBlank(?b2))
+               ?b2 ?p3 ?b FILTER(isBlank(?b)) ?b ?p ?o }}
+    }}"""
+
+
+def about_query(iri: str) -> str:
+    """What points at the entity (``?s ?p``); the types (``?type``), authors and quotes of those
+    subjects, the entity's own quotes (``?s`` unbound) and every ``rdfs:subClassOf`` edge
+    (``?class ?super``), each in its own branch."""
+    e = f"<{iri}>"
+    quote = ("OPTIONAL { ?quote oa:exact ?exact } OPTIONAL { ?quote nam:translation ?translation }"
+             " OPTIONAL { ?quote nam:sentence ?sentence }")
+    return f"""SELECT ?s ?p ?type ?author ?quote ?exact ?translation ?sentence ?class ?super
+    WHERE {{
+      {{ ?s ?p {e} }}
+      UNION {{ ?s ?via {e} . ?s a ?type }}
+      UNION {{ ?s ?via {e} . ?s prov:wasAttributedTo ?author }}
+      UNION {{ ?s ?via {e} . ?s prov:wasDerivedFrom ?quote {quote} }}
+      UNION {{ {e} prov:wasDerivedFrom ?quote {quote} }}
+      UNION {{ ?class rdfs:subClassOf ?super }}
+    }}"""
+
+
+def statement_rows(iri: str, own: list[dict], about: list[dict], vocab: str) -> list[dict]:
+    """Rows (``node kind via author quote exact translation sentence``) for the entity and each
+    subject pointing at it that is, through ``rdf:type`` and ``rdfs:subClassOf*``, a nam:Fact
+    or nam:Claim; a row holds one via, author or quote."""
+    fact, claim = vocab + "Fact", vocab + "Claim"
+    me = {"type": "uri", "value": iri}
+    supers: dict[str, set[str]] = defaultdict(set)
+    nodes: dict[str, dict] = {}  # node -> its binding, in order of first mention
+    details: dict[str, list[dict]] = defaultdict(list)  # node -> via, author and quote parts
+    types: dict[str, set[str]] = defaultdict(set)
+    for row in about:
+        if "class" in row:
+            supers[row["class"]["value"]].add(row["super"]["value"])
+            continue
+        node = row.get("s", me)
+        nodes.setdefault(node["value"], node)
+        if "type" in row:
+            types[node["value"]].add(row["type"]["value"])
+        elif "p" in row:
+            details[node["value"]].append({"via": row["p"]})
+        else:
+            details[node["value"]].append({k: v for k, v in row.items() if k != "s"})
+    nodes.setdefault(iri, me)
+    for row in own:
+        if row["p"]["value"] == TYPE:
+            types[iri].add(row["o"]["value"])
+        elif row["p"]["value"] == PROV + "wasAttributedTo":
+            details[iri].append({"author": row["o"]})
+    out = []
+    for key, node in nodes.items():
+        reached = _superclasses(types[key], supers)
+        if claim in reached or fact in reached:
+            kind = {"type": "uri", "value": claim if claim in reached else fact}
+            out.append({"node": node, "kind": kind})
+            out.extend({"node": node, "kind": kind, **part} for part in details[key])
+    return out
+
+
+def _superclasses(classes: set[str], supers: dict[str, set[str]]) -> set[str]:
+    """``classes`` and all their superclasses.
+
+    >>> sorted(_superclasses({"a"}, {"a": {"b"}, "b": {"c", "a"}}))
+    ['a', 'b', 'c']
+    """
+    seen, todo = set(), list(classes)
+    while todo:
+        c = todo.pop()
+        if c not in seen:
+            seen.add(c)
+            todo.extend(supers.get(c, ()))
+    return seen
 
 
 def link_header(links: dict[str, str]) -> str:

@@ -3,7 +3,8 @@
 The Virtuoso comes from ``tests.virtuoso`` (skipped, with the reason, when not installed).
 Virtuoso 7.2 stores ``"P1Y"^^xsd:duration`` as ``"12"^^xsd:duration``: publish() reports that
 as an alteration (and refuses it by default); the comparisons below map those values back and
-otherwise require the backend to answer exactly as the embedded store does.
+otherwise require the backend to answer exactly as the embedded store does (entity
+pages: up to the orders that SPARQL leaves to the store, see ``UNORDERED_RUNS``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import csv
 import http.server
 import io
 import json
+import re
 import statistics
 import threading
 import time
@@ -355,6 +357,24 @@ def test_ask_answers_as_the_embedded_store(local, remote, media, answer):
         assert rows(b.body, media, {}) == [(answer,)]
 
 
+@pytest.mark.parametrize("media", SOLUTIONS)
+def test_blank_nodes_in_results_are_readable(virtuoso, media):
+    # Regression: Virtuoso's JSON names blank nodes "nodeID://b10000", which pyoxigraph
+    # rejected, so any SELECT returning one was a 502.
+    graph = "urn:test:bnodes"
+    virtuoso.isql(f"SPARQL INSERT {{ GRAPH <{graph}> {{ _:b <urn:test:p> 1 }} }} WHERE {{ }};")
+    try:
+        with RemoteExecutor(virtuoso.sparql, timeout=30) as ex:
+            r = ex.query(f"SELECT ?b ?n WHERE {{ GRAPH <{graph}> {{ ?b <urn:test:p> ?n }} }}",
+                         solutions_format=media, graph_format=None)
+    finally:
+        virtuoso.isql(f"SPARQL CLEAR GRAPH <{graph}>;")
+    assert (r.kind, r.count) == ("solutions", 1)
+    if media != "text/csv":
+        [(b, n)] = rows(r.body, media, {})
+        assert b.startswith("_:") and n == str(ox.Literal(1))
+
+
 @pytest.mark.parametrize("media", GRAPHS)
 def test_construct_answers_as_the_embedded_store(local, remote, media):
     q = ("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o "
@@ -508,14 +528,57 @@ def test_serve_from_backend_answers_like_the_embedded_store(backend_server, live
     assert rows(backend_server) == rows(live_server)
 
 
-@pytest.mark.xfail(strict=True, reason="Virtuoso 7.2.5 fails the entity page's query (SQ156 "
-                   "internal compiler error on UNION + BIND + property path; a rewrite crashed "
-                   "the server): entity pages over --backend are a known gap")
-def test_entity_page_from_backend_matches(backend_server, live_server):
-    import requests
+# The orders an entity page takes from the store's row order, which SPARQL leaves unspecified
+# and Oxigraph and Virtuoso differ in: the values of one property, the type badges and the
+# "Referenced by" rows. Each run of those siblings is sorted before pages are compared (the
+# runs must consist of the items alone); nothing else on a page is reordered.
+_BADGE, _ROW = r'<span class="badge type">.*?</span> ', r"<tr><td>.*?</td></tr>"
+UNORDERED_RUNS = [  # (a run with its delimiters as groups 1-3, one item of the run)
+    (r"(<td><ul>)(.*?)(</ul></td>)", r"<li>.*?</li>"),
+    (rf"(<p>)((?:{_BADGE})+)(\n)", _BADGE),
+    (rf'(<table class="props">\n)((?:{_ROW})+)(\n</table>)', _ROW),
+]
 
-    for base in (backend_server, live_server):
-        page = requests.get(f"{base}/id/membership-full", headers={"Accept": "text/html"},
-                            timeout=30)
-        assert page.status_code == 200, page.text[:3000]
-        assert "انضم إلى الحركة في المؤتمر الوزاري السادس عشر في بالي في ذلك العام." in page.text
+
+def unordered(html: str) -> str:
+    def sort_items(item):
+        def sort(m):
+            items = re.findall(item, m.group(2), re.S)
+            assert "".join(items) == m.group(2), m.group(2)[:300]
+            return m.group(1) + "".join(sorted(items)) + m.group(3)
+        return sort
+
+    for run, item in UNORDERED_RUNS:
+        html = re.sub(run, sort_items(item), html, flags=re.S)
+    return html
+
+
+def durations_back(html: str, back: dict[str, str]) -> str:
+    """A Virtuoso page's xsd:duration values as published (it shows "P1Y" stored as "12")."""
+    return re.sub(r'<span>([^<]*)</span>( <span class="dt">duration</span>)',
+                  lambda m: f"<span>{back.get(m.group(1), m.group(1))}</span>{m.group(2)}", html)
+
+
+def test_entity_pages_from_backend_match(backend_server, live_server, store, published):
+    base = "https://w3id.org/nam-kg/id/"
+    slugs = sorted({t.value[len(base):] for q in store.quads_for_pattern(None, None, None, None)
+                    for t in (q.subject, q.object)
+                    if isinstance(t, ox.NamedNode) and t.value.startswith(base)})
+    assert len(slugs) > 100
+    values, terms = restore(published, values=True), restore(published)
+    for slug in slugs:
+        mine, theirs = (requests.get(f"{url}/id/{slug}", headers={"Accept": "text/html"},
+                                     timeout=30) for url in (live_server, backend_server))
+        assert mine.status_code == theirs.status_code == 200, (slug, theirs.text[:3000])
+        assert unordered(durations_back(theirs.text, values)) == unordered(mine.text), slug
+        # The data formats: describe_query's triples, the durations mapped back as in publish.
+        mine, theirs = (requests.get(f"{url}/id/{slug}.nt", timeout=30)
+                        for url in (live_server, backend_server))
+        assert mine.status_code == theirs.status_code == 200, (slug, theirs.text[:3000])
+        got = {tuple(terms.get(str(t), str(t)) for t in (x.subject, x.predicate, x.object))
+               for x in ox.parse(theirs.content, format=ox.RdfFormat.N_TRIPLES)}
+        want = {(str(x.subject), str(x.predicate), str(x.object))
+                for x in ox.parse(mine.content, format=ox.RdfFormat.N_TRIPLES)}
+        assert got == want, slug
+    page = requests.get(f"{backend_server}/id/membership-full", timeout=30).text
+    assert "انضم إلى الحركة في المؤتمر الوزاري السادس عشر في بالي في ذلك العام." in page
