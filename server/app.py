@@ -2,16 +2,14 @@
 
 SPARQL protocol routes come from :mod:`server.endpoint`, entity/ontology pages and the UI from
 :mod:`server.pages`; this module wires them to one query executor and adds what every route
-shares: CORS, gzip, a structured access log, Prometheus metrics, an optional rate limit, and
+shares: CORS, gzip, a structured access log, Prometheus metrics, an optional rate limit (the
+steps live in :mod:`server.edge`, whose fast path answers /sparql queries ahead of Flask), and
 the dataset routes (VoID, dumps, health).
 """
 
 from __future__ import annotations
 
 import atexit
-import gzip
-import hashlib
-import json
 import logging
 import threading
 import time
@@ -22,12 +20,11 @@ from flask import Flask, Response, abort, g, request, send_file
 
 from . import build as builder
 from .config import Config
+from .edge import CORS, Edge, FastQueries, compressible, gzipped
 from .executor import Executor
 from .iris import Iris
 from .metrics import Metrics
 from .protocol import ProtocolError, negotiate
-
-log = logging.getLogger("namkg.access")
 
 DUMPS = {  # file name -> format; the whole dataset, graphs kept where the format can
     "nam-kg.nq": ox.RdfFormat.N_QUADS,
@@ -36,15 +33,16 @@ DUMPS = {  # file name -> format; the whole dataset, graphs kept where the forma
     "nam-kg.nt": ox.RdfFormat.N_TRIPLES,
     "nam-kg.jsonld": ox.RdfFormat.JSON_LD,
 }
-COMPRESSIBLE = ("text/", "application/sparql-results", "application/json", "application/ld+json",
-                "application/n-", "application/trig", "application/rdf+xml", "application/xml")
 RELOAD_EVERY = 2.0  # seconds between checks for a newly built store
-UNLIMITED = ("/healthz", "/metrics")  # monitoring is never rate-limited
 
 
 def create_app(config: Config | None = None) -> Flask:
-    """Build the WSGI app over the store in ``config.store`` (built beforehand)."""
-    from .endpoint import make_blueprint
+    """Build the WSGI app over the store in ``config.store`` (built beforehand).
+
+    Query requests on /sparql are answered by :class:`server.edge.FastQueries` in front of
+    Flask (``app.wsgi_app``); the Flask route answers them the same way when called directly.
+    """
+    from .endpoint import make_blueprint, make_query_handler, to_response
     from .pages import make_pages_blueprint
 
     config = config or Config.from_env()
@@ -67,20 +65,15 @@ def create_app(config: Config | None = None) -> Flask:
     for rule, endpoint, view in ROUTES:
         app.add_url_rule(rule, endpoint, view)
 
-    limiter = _RateLimiter(config.rate_limit)
+    edge = Edge(state, metrics, config.rate_limit)
 
     @app.before_request
     def _before():
         g.started = time.perf_counter()
-        state.maybe_reload()
+        refusal = edge.admit(request.method, request.path, request.remote_addr)
         if request.method == "OPTIONS":
             return _cors(Response(status=204))
-        if (limiter.enabled and request.path not in UNLIMITED
-                and not limiter.allow(request.remote_addr or "?")):
-            metrics.count("namkg_rate_limited_total")
-            return Response("rate limit exceeded\n", 429, {"Retry-After": "1"},
-                            mimetype="text/plain")
-        return None
+        return None if refusal is None else to_response(refusal)
 
     @app.after_request
     def _after(response: Response) -> Response:
@@ -88,13 +81,9 @@ def create_app(config: Config | None = None) -> Flask:
         _gzip(response)
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         rule = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.observe(rule, response.status_code, elapsed)
-        log.info(json.dumps({
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "remote": request.remote_addr,
-            "method": request.method, "path": request.path, "status": response.status_code,
-            "ms": round(elapsed * 1000, 2), "bytes": response.calculate_content_length(),
-            "query": _query_hash(),
-        }))
+        edge.done(rule, request.method, request.path, request.remote_addr,
+                  response.status_code, elapsed, response.calculate_content_length(),
+                  g.get("sparql_text"))  # set by the endpoint once it has parsed the request
         return response
 
     @app.errorhandler(413)
@@ -113,6 +102,8 @@ def create_app(config: Config | None = None) -> Flask:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
+    app.wsgi_app = FastQueries(app.wsgi_app, make_query_handler(executor, config, iris), edge,
+                               max_body=config.max_body, logger=app.logger)
     return app
 
 
@@ -228,34 +219,28 @@ def load_examples(root: Path) -> list[dict]:
     return examples
 
 
-def _query_hash() -> str | None:
-    text = g.get("sparql_text")  # set by the endpoint once it has parsed the request
-    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16] if text else None
-
-
 def _cors(response: Response) -> Response:
     h = response.headers
-    h["Access-Control-Allow-Origin"] = "*"
+    allow_origin, expose = CORS
+    h.set(*allow_origin)
     if request.method == "OPTIONS":
         h["Access-Control-Allow-Methods"] = "GET, POST, HEAD, OPTIONS"
         h["Access-Control-Allow-Headers"] = request.headers.get(
             "Access-Control-Request-Headers", "Content-Type, Accept, Authorization")
         h["Access-Control-Max-Age"] = "86400"
-    h["Access-Control-Expose-Headers"] = (
-        "X-Result-Count, X-Result-Truncated, X-Result-Limit, ETag, Last-Modified, Retry-After")
+    h.set(*expose)
     return response
 
 
 def _gzip(response: Response) -> None:
-    if (response.direct_passthrough or response.status_code < 200 or response.status_code == 204
-            or "Content-Encoding" in response.headers
-            or "gzip" not in request.headers.get("Accept-Encoding", "")
-            or not response.mimetype.startswith(COMPRESSIBLE)):
+    if (response.direct_passthrough or "Content-Encoding" in response.headers
+            or not compressible(response.status_code, response.mimetype,
+                                request.headers.get("Accept-Encoding", ""))):
         return
-    data = response.get_data()
-    if len(data) < 512:
+    data = gzipped(response.get_data())
+    if data is None:
         return
-    response.set_data(gzip.compress(data, compresslevel=5))
+    response.set_data(data)
     response.headers["Content-Encoding"] = "gzip"
     response.vary.add("Accept-Encoding")
 
@@ -306,21 +291,3 @@ class _StoreState:
                     ox.serialize(triples, str(tmp), format=fmt)
                 tmp.replace(out)
         return out
-
-
-class _RateLimiter:
-    """A token bucket per client address: ``rate`` requests per second, bursts of 2x."""
-
-    def __init__(self, rate: float):
-        self.rate, self.enabled = rate, rate > 0
-        self.buckets: dict[str, tuple[float, float]] = {}
-        self.lock = threading.Lock()
-
-    def allow(self, client: str) -> bool:
-        now, burst = time.monotonic(), max(1.0, 2 * self.rate)
-        with self.lock:
-            tokens, last = self.buckets.get(client, (burst, now))
-            tokens = min(burst, tokens + (now - last) * self.rate)
-            ok = tokens >= 1
-            self.buckets[client] = (tokens - 1 if ok else tokens, now)
-            return ok

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hmac
 import math
+from collections import OrderedDict
+from threading import Lock
+from typing import NamedTuple
 
 from flask import Blueprint, Response, current_app, g, request, url_for
 
@@ -34,9 +37,31 @@ UPDATE_ALLOW = "POST, OPTIONS"
 _NOT_ALLOWED = ["PUT", "DELETE", "PATCH"]
 
 
+PLAIN = "text/plain; charset=utf-8"
+
+
+class Answer(NamedTuple):
+    """A response before the cross-cutting layer (CORS, gzip, log) sees it: ``headers`` hold
+    no Content-Length; ``text`` is the SPARQL text, once parsed, for the access log."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    text: str | None = None
+
+
+def error_answer(status: int, message: str, headers: dict[str, str] | None = None,
+                 text: str | None = None) -> Answer:
+    return Answer(status, [*(headers or {}).items(), ("Content-Type", PLAIN)],
+                  (message.rstrip("\n") + "\n").encode("utf-8"), text)
+
+
+def to_response(answer: Answer) -> Response:
+    return Response(answer.body, status=answer.status, headers=answer.headers)
+
+
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(message.rstrip("\n") + "\n", status=status, headers=headers or {},
-                    content_type="text/plain; charset=utf-8")
+    return to_response(error_answer(status, message, headers))
 
 
 def with_charset(media_type: str) -> str:
@@ -52,12 +77,86 @@ def with_charset(media_type: str) -> str:
     return media_type + "; charset=utf-8"
 
 
-def _query_error(exc: QueryError) -> Response:
+def _query_error(exc: QueryError, text: str | None = None) -> Answer:
     headers = {}
     if exc.status == 503:  # Busy says when; a timeout or crash may pass, so: soon
         retry = getattr(exc, "retry_after", None) or 1
         headers["Retry-After"] = str(max(1, math.ceil(retry)))
-    return error(exc.status, exc.message, headers)
+    return error_answer(exc.status, exc.message, headers, text)
+
+
+def is_query(request) -> bool:
+    """Whether a /sparql request asks a query (else: service description, OPTIONS, 405)."""
+    method = request.method
+    return method == "POST" or (method in ("GET", "HEAD") and query_text_present(request))
+
+
+def make_query_handler(executor, config: Config, iris: Iris):
+    """``answer(request) -> Answer`` for a query request (see :func:`is_query`): the one
+    implementation of the protocol's query operation, behind Flask and the WSGI fast path."""
+    allowlist, max_body, limit = config.service_allowlist, config.max_body, config.result_limit
+    checked = _SafeTexts()
+
+    def answer(request) -> Answer:
+        text = None
+        try:
+            req = parse_query_request(request, max_body=max_body)
+            text = req.text
+            checked.check(text, allowlist)
+            chosen = negotiate(request.headers.get("Accept"), req.format)
+            if chosen.solutions is None and chosen.graph is None:
+                raise ProtocolError(406, NOT_ACCEPTABLE)
+            # Protocol: a request naming any graph defines the whole dataset (unnamed: empty).
+            result = executor.query(
+                text,
+                solutions_format=chosen.solutions,
+                graph_format=chosen.graph,
+                default_graphs=req.default_graphs if req.has_dataset else None,
+                named_graphs=req.named_graphs if req.has_dataset else None,
+                base_iri=iris.base,  # so <id/x> means an entity of ours
+            )
+        except ProtocolError as exc:
+            return error_answer(exc.status, exc.message, exc.headers, text)
+        except UnsafeQuery as exc:
+            return error_answer(400, str(exc), None, text)
+        except QuerySyntaxError as exc:
+            return error_answer(400, exc.message + _brace_hint(request, text), None, text)
+        except QueryError as exc:
+            return _query_error(exc, text)
+        headers = [("Vary", "Accept")]
+        if result.count is not None:  # None for ASK
+            headers.append(("X-Result-Count", str(result.count)))
+        if result.truncated:
+            headers += [("X-Result-Truncated", "true"), ("X-Result-Limit", str(limit))]
+        headers.append(("Content-Type", with_charset(result.media_type)))
+        return Answer(200, headers, result.body, text)
+
+    return answer
+
+
+NOT_ACCEPTABLE = ("No acceptable result format. SELECT/ASK: SPARQL JSON, XML, CSV, TSV; "
+                  "CONSTRUCT/DESCRIBE: Turtle, N-Triples, N-Quads, TriG, RDF/XML, JSON-LD")
+
+
+class _SafeTexts:
+    """Remembers recent query texts that passed :func:`check_query`: clients repeat queries,
+    and the check is pure (text and allowlist), so a repeat need not be lexed again."""
+
+    SIZE, LONGEST = 256, 4096  # entries; characters of a text worth remembering
+
+    def __init__(self):
+        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.lock = Lock()
+
+    def check(self, text: str, allowlist) -> None:
+        if text in self.seen:
+            return
+        check_query(text, allowlist=allowlist)
+        if len(text) <= self.LONGEST:
+            with self.lock:
+                self.seen[text] = None
+                if len(self.seen) > self.SIZE:
+                    self.seen.popitem(last=False)
 
 
 def make_blueprint(executor, config: Config, iris: Iris, *, update_executor=None) -> Blueprint:
@@ -88,33 +187,7 @@ def make_blueprint(executor, config: Config, iris: Iris, *, update_executor=None
         )
         return Response(body, content_type=with_charset(media), headers={"Vary": "Accept"})
 
-    def run_query() -> Response:
-        if request.method in ("GET", "HEAD") and not query_text_present(request):
-            return describe_service()
-        req = parse_query_request(request, max_body=config.max_body)
-        g.sparql_text = req.text  # the body stream is consumed: this is for access logs
-        check_query(req.text, allowlist=config.service_allowlist)
-        chosen = negotiate(request.headers.get("Accept"), req.format)
-        if chosen.solutions is None and chosen.graph is None:
-            raise ProtocolError(406, "No acceptable result format. SELECT/ASK: SPARQL JSON, XML, "
-                                     "CSV, TSV; CONSTRUCT/DESCRIBE: Turtle, N-Triples, N-Quads, "
-                                     "TriG, RDF/XML, JSON-LD")
-        # Protocol: a request naming any graph defines the whole dataset (unnamed parts empty).
-        result = executor.query(
-            req.text,
-            solutions_format=chosen.solutions,
-            graph_format=chosen.graph,
-            default_graphs=req.default_graphs if req.has_dataset else None,
-            named_graphs=req.named_graphs if req.has_dataset else None,
-            base_iri=iris.base,  # so <id/x> means an entity of ours
-        )
-        headers = {"Vary": "Accept"}
-        if result.count is not None:  # None for ASK
-            headers["X-Result-Count"] = str(result.count)
-        if result.truncated:
-            headers["X-Result-Truncated"] = "true"
-            headers["X-Result-Limit"] = str(config.result_limit)
-        return Response(result.body, headers=headers, content_type=with_charset(result.media_type))
+    answer_query = make_query_handler(executor, config, iris)
 
     @bp.route("/sparql", methods=["GET", "POST", "OPTIONS", *_NOT_ALLOWED])
     def sparql():
@@ -123,16 +196,14 @@ def make_blueprint(executor, config: Config, iris: Iris, *, update_executor=None
         if request.method in _NOT_ALLOWED:
             return error(405, f"{request.method} is not allowed here; query with GET or POST",
                          {"Allow": QUERY_ALLOW})
-        try:
-            return run_query()
-        except ProtocolError as exc:
-            return error(exc.status, exc.message, exc.headers)
-        except UnsafeQuery as exc:
-            return error(400, str(exc))
-        except QuerySyntaxError as exc:
-            return error(400, exc.message + _brace_hint(request))
-        except QueryError as exc:
-            return _query_error(exc)
+        if not is_query(request):
+            try:
+                return describe_service()
+            except ProtocolError as exc:
+                return error(exc.status, exc.message, exc.headers)
+        answer = answer_query(request)
+        g.sparql_text = answer.text  # the body stream is consumed: this is for access logs
+        return to_response(answer)
 
     @bp.route("/update", methods=["GET", "POST", "OPTIONS", *_NOT_ALLOWED])
     def update():
@@ -159,15 +230,15 @@ def make_blueprint(executor, config: Config, iris: Iris, *, update_executor=None
         except UnsafeQuery as exc:
             return error(400, str(exc))
         except QueryError as exc:
-            return _query_error(exc)
+            return to_response(_query_error(exc))
         return Response(status=204)
 
     return bp
 
 
-def _brace_hint(req) -> str:
+def _brace_hint(req, text: str | None) -> str:
     """curl expands {…} in URLs (globbing), so `curl '…?query=ASK{?s?p?o}'` sends ASK?s?p?o."""
-    text = g.get("sparql_text") or ""
+    text = text or ""
     if req.method == "GET" and "{" not in text and "curl" in req.headers.get("User-Agent", ""):
         return ("\nHint: the query has no braces. curl treats {…} in a URL as a glob and drops "
                 "them: use curl -g, or curl -G --data-urlencode 'query=…'.")

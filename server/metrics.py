@@ -9,6 +9,7 @@ True
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections import defaultdict
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -26,7 +27,7 @@ class Metrics:
         with self.lock:
             self.requests[(route, status)] += 1
             counts = self.hist[route]
-            counts[next((i for i, b in enumerate(BUCKETS) if seconds <= b), len(BUCKETS))] += 1
+            counts[bisect_left(BUCKETS, seconds)] += 1  # the first bucket with seconds <= bound
             self.sums[route] += seconds
             if status in (503, 504):
                 self.counters["namkg_unavailable_total"] += 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
 import pyoxigraph as ox
@@ -235,6 +236,16 @@ def negotiate(accept: str | None, format_param: str | None = None) -> Negotiated
     """
     if format_param and format_param.strip():
         return parse_format(format_param)
+    if accept is None or len(accept) <= _CACHED_ACCEPT:
+        return _negotiate_accept(accept)  # clients send a handful of distinct headers
+    return _negotiate_accept.__wrapped__(accept)
+
+
+_CACHED_ACCEPT = 512  # longer (odd, hostile) headers are not kept in the cache
+
+
+@lru_cache(maxsize=256)
+def _negotiate_accept(accept: str | None) -> Negotiated:
     ranges = parse_accept(accept) or parse_accept("*/*")
     sol = _choose(ranges, QRF, SOLUTION_FORMATS)[0]
     graph = _choose(ranges, RDF, GRAPH_FORMATS)[0]
@@ -304,6 +315,8 @@ def read_body(request, max_body: int) -> bytes:
         total += len(chunk)
         if total > max_body:
             raise too_large
+        if total == length:  # all there is: spare the read that would return b""
+            return b"".join(chunks)
 
 
 def _url_pairs(request, max_body: int) -> list[tuple[str, str]]:
