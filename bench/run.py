@@ -455,7 +455,7 @@ def load_only(root: Path, store: Path) -> int:
 
 
 def validate_default(root: Path, timeout: float) -> dict:
-    """``validation.validate`` with its default engine (pyshacl only), in a subprocess."""
+    """``validation.validate`` with its default engine (shapes on Oxigraph), in a subprocess."""
     code = ("import sys, json; from pathlib import Path; from server.build import Sources; "
             "from server.validation import validate; s = Sources.of(Path(sys.argv[1])); "
             "r = validate(s.facts + s.links, s.shapes, ontology_paths=s.ontology); "
@@ -762,8 +762,8 @@ def report(res: Results, systems: list[str], argv: list[str]) -> str:
         add("## Growth (generated graphs: bench/generate.py)\n")
         add("Generated triples come on top of the repository's ~1.5 k; the store also holds "
             "the derived Wikidata view. `build` is `namkg build` end to end (its validation "
-            "runs `sh:sparql` on Oxigraph); `validate` is `validation.validate` with its "
-            "default engine (pyshacl only).\n")
+            "runs the shapes on Oxigraph); `validate` is `validation.validate` alone with "
+            "its default engine (the shapes as SPARQL on Oxigraph).\n")
         add("| generated triples | generate s | build s | of which validation s | quads | "
             "validate (default engine) s | start-up s | max RSS MB |")
         add("|---|---|---|---|---|---|---|---|")

@@ -1,6 +1,9 @@
 """Build: parse the Turtle, validate it, derive the views, and load everything into a new
 on-disk Oxigraph store that is swapped in atomically.
 
+The files are parsed once, into an in-memory store that validation (SHACL compiled to SPARQL,
+:mod:`server.shacl_oxigraph`) and the views query; a thread writes them to disk meanwhile.
+
 The store directory holds ``builds/<id>/`` (one Oxigraph store per build) and ``current``, a
 symlink to the build being served. A build writes a fresh ``builds/<id>`` and only when every
 step passed replaces ``current`` with ``os.replace`` (atomic on POSIX), so an interrupted or
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -115,24 +119,68 @@ def open_counted(store_dir: Path) -> tuple[ox.Store, int]:
 
 def load_dataset(sources: Sources, iris: Iris) -> ox.Store:
     """An in-memory store holding each source file in its named graph, under ``iris.base``."""
+    return _rebased(_load(sources, iris), iris)
+
+
+def _load(sources: Sources, iris: Iris) -> ox.Store:
+    """Each source file in its named graph, as written (Oxigraph's bulk loader: no Python
+    objects per triple)."""
+    from .validation import input_errors
+
     mem = ox.Store()
-    default = Iris(DEFAULT_BASE)
     for name, paths in sources.by_graph().items():
         graph = ox.NamedNode(iris.graph(name))
         for path in paths:
-            try:
-                triples = list(ox.parse(path=str(path), format=ox.RdfFormat.TURTLE))
-            except SyntaxError as exc:
-                raise BuildError(f"{path}: {exc}") from exc
-            mem.extend(ox.Quad(*(_rebase(term, default, iris) for term in
-                                 (t.subject, t.predicate, t.object)), graph) for t in triples)
+            with input_errors(path):  # as `namkg validate` reports them: file:line:col
+                mem.bulk_load(path=str(path), format=ox.RdfFormat.TURTLE, to_graph=graph)
     return mem
 
 
+def _rebased(mem: ox.Store, iris: Iris) -> ox.Store:
+    """The IRIs minted under the default base moved under ``iris.base`` (if it differs)."""
+    default = Iris(DEFAULT_BASE)
+    if default.base == iris.base:
+        return mem
+    out = ox.Store()
+    out.extend(ox.Quad(*(_rebase(term, default, iris) for term in (q.subject, q.predicate,
+                                                                   q.object)), q.graph_name)
+               for q in mem.quads_for_pattern(None, None, None, None))
+    return out
+
+
 def _rebase(term, default: Iris, iris: Iris):
-    if default.base != iris.base and isinstance(term, ox.NamedNode):
+    if isinstance(term, ox.NamedNode):
         return ox.NamedNode(default.rebase(term.value, iris))
     return term
+
+
+class _Writer(threading.Thread):
+    """Writes the sources into the new build while validation and the views run: Oxigraph's
+    bulk loader releases the GIL. It reparses a dump, which renames blank nodes, so the views
+    may only be added to it if they hold none (:func:`build` checks)."""
+
+    def __init__(self, target: Path, mem: ox.Store):
+        super().__init__(name="namkg-build-writer", daemon=True)
+        self.target, self.mem, self.error, self.store = target, mem, None, None
+        self.dumped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            data = self.mem.dump(format=ox.RdfFormat.N_QUADS)
+            self.dumped.set()
+            self.store = ox.Store(str(self.target))
+            self.store.bulk_load(data, format=ox.RdfFormat.N_QUADS, lenient=True)  # IRIs checked
+        except BaseException as exc:  # reported by the building thread
+            self.error = exc
+        finally:
+            self.dumped.set()
+
+    def result(self) -> ox.Store:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        store, self.store = self.store, None  # the caller's reference is the last one
+        return store
 
 
 def build(config: Config, *, log=print) -> Path:
@@ -143,34 +191,71 @@ def build(config: Config, *, log=print) -> Path:
     sources = Sources.of(config.root)
     if sha256(sources.article) != SOURCE_SHA256:
         raise BuildError(f"{sources.article}: checksum differs from the published source")
-    report = validation.validate(sources.facts + sources.links, sources.shapes,
-                                 ontology_paths=sources.ontology, sparql_engine="oxigraph")
-    if not report.conforms:
-        raise BuildError("validation failed:\n" + report.to_text())
-    log(f"validated {len(sources.all())} files in {report.seconds:.2f}s")
-
     iris = Iris(config.base_iri)
-    mem = load_dataset(sources, iris)
-    view = ox.NamedNode(iris.graph("wikidata"))
-    mem.extend(ox.Quad(s, p, o, view) for s, p, o in wikidata.derive(mem, iris))
-    _add_meta(mem, iris, sources)
+    mem = _load(sources, iris)
+    log(f"loaded {len(sources.all())} files in {time.monotonic() - started:.2f}s")
 
     store_dir = Path(config.store)
     builds = store_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     target = builds / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{os.getpid()}"
-    store = ox.Store(str(target))
-    store.bulk_extend(mem.quads_for_pattern(None, None, None, None))
-    store.flush()
-    store.optimize()
-    count = len(store)
-    del store  # closes the RocksDB handle before the swap
+    # Under the default base the sources are final as parsed: write them meanwhile.
+    writer = _Writer(target, mem) if Iris(DEFAULT_BASE).base == iris.base else None
+    try:
+        if writer is not None:
+            writer.start()
+        graphs = [ox.NamedNode(iris.graph(name)) for name in sources.by_graph()]
+        report = validation.validate_store(mem, graphs, sources.shapes, sources.all())
+        if not report.conforms:
+            raise BuildError("validation failed:\n" + report.to_text())
+        log(f"validated {len(sources.all())} files in {report.seconds:.2f}s")
+
+        mem = _rebased(mem, iris)
+        if writer is not None:
+            writer.dumped.wait()  # mem is about to change
+        t = time.monotonic()
+        derived = wikidata.derive(mem, iris)
+        view = ox.NamedNode(iris.graph("wikidata"))
+        mem.extend(ox.Quad(s, p, o, view) for s, p, o in derived)
+        log(f"derived {len(derived)} view triples in {time.monotonic() - t:.2f}s")
+        _add_meta(mem, iris, sources)
+
+        t = time.monotonic()
+        store = _write(target, mem, writer, derived, iris)
+        count = len(store)
+        del store  # closes the RocksDB handle before the swap
+        log(f"wrote {count} quads in {time.monotonic() - t:.2f}s")
+    except BaseException:
+        if writer is not None:  # a bulk load cannot be stopped: wait, then remove what it wrote
+            writer.join()
+            writer.store = None
+        shutil.rmtree(target, ignore_errors=True)
+        raise
     previous = (store_dir / "current").resolve() if (store_dir / "current").is_symlink() else None
     _swap(store_dir, target)
     # Keep the previous build: a running server may still read it until it reloads.
     _prune(builds, keep={target, previous})
     log(f"built {count} quads into {target} in {time.monotonic() - started:.2f}s")
     return target
+
+
+def _write(target: Path, mem: ox.Store, writer: _Writer | None, derived: list,
+           iris: Iris) -> ox.Store:
+    """The on-disk store: the writer's sources plus the views and metadata, or all of ``mem``."""
+    blank = any(isinstance(t, ox.BlankNode) for tr in derived for t in (tr.subject, tr.object))
+    if writer is not None and not blank:
+        store = writer.result()
+        added = [ox.NamedNode(iris.graph(name)) for name in ("wikidata", "meta")]
+        store.bulk_extend(q for g in added for q in mem.quads_for_pattern(None, None, None, g))
+    else:
+        if writer is not None:  # its blank nodes were renamed: start over with mem's own
+            writer.result()
+            shutil.rmtree(target)
+        store = ox.Store(str(target))
+        store.bulk_extend(mem.quads_for_pattern(None, None, None, None))
+    store.flush()
+    store.optimize()
+    return store
 
 
 def _add_meta(mem: ox.Store, iris: Iris, sources: Sources) -> None:
@@ -194,7 +279,8 @@ def _add_meta(mem: ox.Store, iris: Iris, sources: Sources) -> None:
     total = 0
     for name in ("ontology", "facts", "links", "wikidata"):
         graph = N(iris.graph(name))
-        n = sum(1 for _ in mem.quads_for_pattern(None, None, None, graph))
+        (row,) = mem.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {graph} {{ ?s ?p ?o }} }}")
+        n = int(row["n"].value)
         total += n
         quads += [(dataset, N(META["subset"]), graph), (graph, N(META["type"]), N(META["dataset"])),
                   (graph, N(META["sd_name"]), graph),

@@ -81,7 +81,8 @@ def _build_or_exit(builder, config: Config) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--shapes", type=click.Path(exists=True, path_type=Path), help="Shapes file.")
 @click.option("--engine", type=click.Choice(["oxigraph", "pyshacl"]), default="oxigraph",
-              show_default=True, help="Where sh:sparql constraints run (same reports).")
+              show_default=True, help="oxigraph: shapes run as SPARQL on an Oxigraph store; "
+              "pyshacl: pyshacl alone, the reference. Same reports.")
 @click.option("--no-ontology", is_flag=True,
               help="Do not add the repository's ontology (its class hierarchy) to PATHS.")
 @click.pass_context

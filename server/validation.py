@@ -1,9 +1,14 @@
 """SHACL validation of nam-kg's Turtle, with text, JSON, Turtle and JUnit reports.
 
-One entry point, :func:`validate`, runs pyshacl (``advanced=True`` for SHACL-AF targets, no
-inference).  With ``sparql_engine="oxigraph"`` the ``sh:sparql`` constraints, where pyshacl spends
-nearly all its time, are taken out of a copy of the shapes graph and evaluated on an in-memory
-pyoxigraph store instead, giving the same :class:`Violation` objects.
+:func:`validate` checks files, :func:`validate_store` data already in an Oxigraph store (the
+build's). The default engine, ``sparql_engine="oxigraph"``, loads the data into Oxigraph and
+evaluates the shapes there (:mod:`server.shacl_oxigraph`, which compiles them into SPARQL); the
+shapes it cannot compile go to pyshacl on an rdflib copy, their ``sh:sparql`` constraints still on
+Oxigraph (:mod:`server.shacl_sparql`). ``sparql_engine="pyshacl"`` is pyshacl alone
+(``advanced=True`` for SHACL-AF targets, no inference): the reference, which both must match,
+:class:`Violation` for :class:`Violation`. One difference remains: Oxigraph stores valid typed
+literals in canonical form (``"1.0"^^xsd:decimal`` as ``"1"``), so checks on their lexical form
+(and the value shown) see that form.
 
 Known pyshacl traps (see tests/test_validation_reports.py): ordering comparisons of ``xsd:gYear``
 literals are broken (``sh:lessThanOrEquals`` crashes, ``sh:minInclusive`` & co. flag every value,
@@ -32,16 +37,16 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyoxigraph as ox
 import pyshacl
-from rdflib import RDF, RDFS, XSD, BNode, Graph, Literal, URIRef
+from rdflib import RDF, XSD, BNode, Graph, Literal, URIRef
 from rdflib.collection import Collection
-from rdflib.namespace import OWL, SH
+from rdflib.namespace import SH
 from rdflib.term import Node, XSDToPython, _toPythonMapping
 
 __all__ = [
@@ -50,10 +55,12 @@ __all__ = [
     "ValidationCrash",
     "Violation",
     "load_graph",
+    "load_store",
     "parse_path",
     "path_string",
     "validate",
     "validate_shapes",
+    "validate_store",
 ]
 
 LINT = "urn:nam-kg:lint:"  # constraint IRIs of our own shapes-graph checks (validate_shapes)
@@ -210,12 +217,42 @@ def load_graph(paths: Iterable[Path]) -> Graph:
     return g
 
 
-def _parse_into(g: Graph, path: Path) -> None:
-    fmt = ox.RdfFormat.N_TRIPLES if path.suffix == ".nt" else ox.RdfFormat.TURTLE
+def load_store(paths: Iterable[Path]) -> ox.Store:
+    """The files in the default graph of an in-memory Oxigraph store (the same parser and errors
+    as :func:`load_graph`, without the Python objects: far faster on big inputs)."""
+    store = ox.Store()
+    for path in map(Path, paths):
+        with input_errors(path):
+            data = path.read_bytes()
+            store.bulk_load(data, format=_format(path), base_iri=path.resolve().as_uri())
+        if b"<<" in data:  # perhaps an RDF 1.2 triple term: rejected as load_graph does
+            _parse_into(Graph(), path)
+    return store
+
+
+def prefix_graph(paths: Iterable[Path]) -> Graph:
+    """An empty graph with the namespace bindings :func:`load_graph` gives (pyshacl's messages
+    print IRIs with them)."""
+    g = Graph()
+    for path in map(Path, paths):
+        with input_errors(path), path.open("rb") as f:
+            parser = ox.parse(f, format=_format(path), base_iri=path.resolve().as_uri())
+            for _ in parser:
+                pass
+        for prefix, ns in parser.prefixes.items():
+            g.bind(prefix, ns, override=False)
+    return g
+
+
+def _format(path: Path) -> ox.RdfFormat:
+    return ox.RdfFormat.N_TRIPLES if path.suffix == ".nt" else ox.RdfFormat.TURTLE
+
+
+@contextmanager
+def input_errors(path: Path):
+    """Missing files and syntax errors as :class:`InputError` at ``path:line:col``."""
     try:
-        with path.open("rb") as f:
-            parser = ox.parse(f, format=fmt, base_iri=path.resolve().as_uri())
-            triples = list(parser)
+        yield
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
     except SyntaxError as exc:
@@ -223,6 +260,14 @@ def _parse_into(g: Graph, path: Path) -> None:
         why = re.sub(r" \((?:[^()]*, )?line \d+\)$", "", why)
         raise InputError(path, f"Turtle syntax error: {why}", exc.lineno or 1, exc.offset or 1) \
             from None
+
+
+def _parse_into(g: Graph, path: Path) -> None:
+    with input_errors(path), path.open("rb") as f:
+        # Blank node labels are local to their file, as in the store (fresh labels).
+        parser = ox.parse(f, format=_format(path), base_iri=path.resolve().as_uri(),
+                          rename_blank_nodes=True)
+        triples = list(parser)
     for prefix, ns in parser.prefixes.items():  # for readable shape names in reports
         g.bind(prefix, ns, override=False)
     terms: dict = {}  # one rdflib object per distinct term: most terms repeat
@@ -240,7 +285,7 @@ def _term(t, cache: dict) -> Node:
     if isinstance(t, ox.NamedNode):
         hit = URIRef(t.value)
     elif isinstance(t, ox.BlankNode):
-        hit = BNode(t.value)  # Oxigraph's labels are random per parse: unique across files
+        hit = BNode(t.value)
     elif isinstance(t, ox.Literal):
         dt = t.datatype.value
         hit = (Literal(t.value, lang=t.language) if t.language
@@ -260,24 +305,85 @@ def validate(
     shapes_path: Path,
     *,
     ontology_paths: Iterable[Path] = (),
-    sparql_engine: str = "pyshacl",
+    sparql_engine: str = "oxigraph",
     allow_warnings: bool = True,
 ) -> Report:
-    """Validate data (plus ontology, mixed into the data graph) against a shapes file."""
+    """Validate data (plus ontology, mixed into the data graph) against a shapes file.
+
+    ``sparql_engine="oxigraph"`` (the default) evaluates the shapes on an Oxigraph store
+    (:mod:`server.shacl_oxigraph`, pyshacl for what it does not compile); ``"pyshacl"`` runs
+    pyshacl alone, the reference both must agree with.
+    """
     if sparql_engine not in ("pyshacl", "oxigraph"):
         raise ValueError(f"sparql_engine must be 'pyshacl' or 'oxigraph': {sparql_engine!r}")
     start = time.perf_counter()
     files = [str(p) for p in (*ontology_paths, *data_paths)]
     with _rdflib_default_datatypes():
-        data = load_graph(Path(f) for f in files)
-        shapes = load_graph([Path(shapes_path)])
         if sparql_engine == "oxigraph":
-            checks = _plan_sparql_checks(shapes)
-            found = _run_pyshacl(data, _without_checks(shapes, checks), "none")
-            found += _run_sparql_checks(data, shapes, checks)
+            store = load_store(files)
+            shapes = load_graph([Path(shapes_path)])
+            found = _validate_store(store, None, shapes, files)
         else:
+            data = load_graph(Path(f) for f in files)
+            shapes = load_graph([Path(shapes_path)])
             found = _run_pyshacl(data, shapes, "none")
     return _report(found, files, start, shapes, allow_warnings)
+
+
+def validate_store(store: ox.Store, graphs: list[ox.NamedNode] | None, shapes_path: Path,
+                   files: Iterable[Path], *, allow_warnings: bool = True) -> Report:
+    """Validate data already in ``store``: the union of ``graphs`` (None: the default graph),
+    parsed from ``files`` (read again only if pyshacl must run or for result messages)."""
+    start = time.perf_counter()
+    files = [str(f) for f in files]
+    with _rdflib_default_datatypes():
+        shapes = load_graph([Path(shapes_path)])
+        found = _validate_store(store, graphs, shapes, files)
+    return _report(found, files, start, shapes, allow_warnings)
+
+
+def _validate_store(store: ox.Store, graphs, sg: Graph, files: list[str]) -> list[Violation]:
+    """Compiled shapes on Oxigraph; the shapes it cannot compile by pyshacl on an rdflib copy."""
+    from . import shacl_oxigraph as sx  # these import this module
+    from .shacl_sparql import (
+        DataStore,
+        plan_checks,
+        run_checks,
+        without_checks,
+        without_targets,
+    )
+
+    st, data = DataStore(store, graphs), None
+
+    def rdflib_data() -> Graph:
+        nonlocal data
+        if data is None:
+            data = load_graph(map(Path, files))
+        return data
+
+    engine, top = None, []
+    if (None, SH.rule, None) not in sg:  # SHACL-AF rules add data first: all to pyshacl
+        try:
+            engine = sx.Engine(st, sg, lambda: prefix_graph(files))
+            top = list(engine.top_level())
+        except Exception:  # pyshacl cannot load these shapes: let it say why
+            engine = None
+    tasks, compiled, left = [], [], engine is None
+    for shape in top:
+        try:
+            tasks += engine.compile(shape)
+            compiled.append(shape.node)
+        except sx.Unsupported:
+            left = True
+    found = []
+    if left:
+        rest = without_targets(sg, compiled)
+        checks = plan_checks(rest)
+        found += _run_pyshacl(rdflib_data(), without_checks(rest, checks), "none")
+        found += run_checks(rdflib_data(), rest, checks, st if engine else None)
+    if engine is not None:
+        found += engine.run(tasks)
+    return found
 
 
 def validate_shapes(shapes_path: Path, *, allow_warnings: bool = True) -> Report:
@@ -588,10 +694,12 @@ _ORDERING = (SH.lessThan, SH.lessThanOrEquals, SH.minInclusive, SH.minExclusive,
 
 
 def _lint_shapes(sg: Graph) -> list[Violation]:
+    from .shacl_sparql import select_clause
+
     out = []
     for shape, c in sg.subject_objects(SH.sparql):
         for query in sg.objects(c, SH.select):
-            sel = _select_clause(str(query))
+            sel = select_clause(str(query))
             if sel and not sel.star and not (sel.projected & {"this", "value", "path", "failure"}):
                 out.append(Violation(
                     _node_str(shape), None, None, LINT + "SelectProjectsThis",
@@ -609,330 +717,6 @@ def _lint_shapes(sg: Graph) -> list[Violation]:
                     f"{_compact(sg, pred)} on xsd:gYear is broken in pyshacl (crash or wrong "
                     "results): compare STR() in sh:sparql"))
     return out
-
-
-# ---------------------------------------------------------------------------- sh:sparql on Oxigraph
-
-
-@dataclass
-class _Check:
-    """One offloadable ``sh:sparql`` constraint and where its focus nodes come from."""
-
-    shape: Node
-    constraint: Node
-    targets_of: Node  # the shape itself, or the node shape owning it via sh:property
-    query: str  # PREFIXes + select with $PATH substituted
-    messages: list[str]  # the constraint's and the shape's sh:message
-    severity: Node
-    path: Node | None  # the shape's sh:path (None for a node shape)
-    path_str: str | None
-
-
-@dataclass
-class _Select:
-    star: bool
-    projected: set[str]
-    insert_at: int  # where a projected variable may be inserted (after SELECT [DISTINCT])
-    brace: int  # the outermost group's "{"
-
-
-_TOKEN = re.compile(
-    r'#[^\n]*|"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^\'\\]|\\.|\'(?!\'\'))*\'\'\''
-    r'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|<[^<>"{}|^`\\\x00-\x20]*>'
-    r"|[?$][A-Za-z0-9_]+|[A-Za-z_][\w-]*|\S"
-)
-
-
-def _select_clause(query: str) -> _Select | None:
-    """Locate the SELECT clause and the first "{" of a query, skipping IRIs, strings, comments.
-
-    >>> s = _select_clause("PREFIX ex: <http://e/#> SELECT DISTINCT ?value (STR(?x) AS ?s) {}")
-    >>> s.star, sorted(s.projected), s.brace
-    (False, ['s', 'value'], 63)
-    """
-    sel, depth, first, prev = None, 0, False, ""
-    for m in _TOKEN.finditer(query):
-        tok, up = m.group(), m.group().upper()
-        if tok.startswith("#"):
-            continue
-        if sel is None:
-            if up == "SELECT":
-                sel, first = _Select(False, set(), m.end(), -1), True
-            continue
-        if tok == "{":
-            sel.brace = m.start()
-            return sel
-        if depth >= 0:  # still in the projection
-            if first and up in ("DISTINCT", "REDUCED"):
-                sel.insert_at = m.end()
-            elif tok == "(":
-                depth += 1
-            elif tok == ")":
-                depth -= 1
-            elif tok == "*" and depth == 0:
-                sel.star = True
-            elif tok[0] in "?$" and (depth == 0 or prev == "AS"):
-                sel.projected.add(tok[1:])
-            elif up in ("WHERE", "FROM") and depth == 0:
-                depth = -1  # projection over
-        first, prev = False, up
-    return None
-
-
-def _plan_sparql_checks(sg: Graph) -> list[_Check]:
-    """The sh:sparql constraints whose results pyshacl reports directly for a targeted shape.
-
-    Everything else (shapes reached through sh:node/sh:and/..., shared property shapes, implicit
-    class targets, custom targets, $shapesGraph, nested SELECT, deactivated) stays in pyshacl.
-    """
-    refs = Counter()
-    for pred in (SH.property, SH.node, SH.qualifiedValueShape, SH["not"]):
-        refs.update(sg.objects(None, pred))
-    for pred in (SH["and"], SH["or"], SH.xone):
-        for lst in sg.objects(None, pred):
-            refs.update(Collection(sg, lst))
-
-    def top_level(s: Node) -> bool:
-        explicit_targets = any((s, t, None) in sg for t in _TARGETS)
-        implicit_class = any((s, RDF.type, c) in sg for c in (RDFS.Class, OWL.Class))
-        return (explicit_targets and not refs[s] and not implicit_class and not _deactivated(sg, s)
-                and all(_sparql_target(sg, t) is not None for t in sg.objects(s, SH.target)))
-
-    checks = []
-    for shape, c in sg.subject_objects(SH.sparql):
-        parents = list(sg.subjects(SH.property, shape))
-        if top_level(shape):
-            source = shape
-        elif (len(parents) == 1 and refs[shape] == 1 and top_level(parents[0])
-              and (parents[0], SH.path, None) not in sg and (shape, SH.path, None) in sg
-              and not any((shape, t, None) in sg for t in _TARGETS)):
-            source = parents[0]
-        else:
-            continue
-        check = _make_check(sg, shape, c, source)
-        if check is not None:
-            checks.append(check)
-    return checks
-
-
-def _make_check(sg: Graph, shape: Node, c: Node, source: Node) -> _Check | None:
-    selects = list(sg.objects(c, SH.select))
-    messages = list(sg.objects(c, SH.message)) + list(sg.objects(shape, SH.message))
-    if (len(selects) != 1 or not isinstance(selects[0], Literal) or _deactivated(sg, c)
-            or _deactivated(sg, shape)
-            or not all(isinstance(m, Literal) and isinstance(m.value, str) for m in messages)):
-        return None
-    query, path = str(selects[0]), sg.value(shape, SH.path)
-    if not _offloadable(query, path is not None):
-        return None
-    if path is not None:  # $PATH is substituted, as pyshacl does
-        p = path_string(sg, path)
-        p = f"<{p}>" if isinstance(path, URIRef) else p
-        query = re.sub(r"([\s{}()])[$?]PATH\b", lambda m: m.group(1) + p, query)
-    try:
-        prefixes = _prefixes(sg, c)
-    except ValueError:
-        return None
-    head = "".join(f"PREFIX {k}: <{v}>\n" for k, v in prefixes.items())
-    return _Check(shape, c, source, head + query, [str(m) for m in messages],
-                  sg.value(shape, SH.severity) or SH.Violation, path,
-                  None if path is None else path_string(sg, path))
-
-
-def _offloadable(query: str, has_path: bool) -> bool:
-    """Queries pyshacl rejects or pre-binds beyond $this stay with pyshacl (same errors)."""
-    words = {w.upper() for w in re.findall(r"[A-Za-z]+", query)}
-    # One query for all focus nodes differs from one per node where solutions get counted.
-    per_node = not (words & {"COUNT", "SUM", "MIN", "MAX", "AVG", "SAMPLE", "GROUP", "HAVING"}) \
-        or re.search(r"(?i)\bGROUP\s+BY\b[^{}]*[?$]this\b", query)
-    return per_node and not (
-        words & {"MINUS", "VALUES", "SERVICE", "LIMIT", "OFFSET"}
-        or len(re.findall(r"(?i)\bSELECT\b", query)) != 1  # nested SELECT
-        or re.search(r"[?$](shapesGraph|currentShape)\b", query)
-        or re.search(r"(?i)\bAS\s+[?$]this\b", query)
-        or (not has_path and re.search(r"[?$]PATH\b", query))
-        or _select_clause(query) is None
-    )
-
-
-def _deactivated(sg: Graph, node: Node) -> bool:
-    return any(v.toPython() is True for v in sg.objects(node, SH.deactivated)
-               if isinstance(v, Literal))
-
-
-def _prefixes(sg: Graph, node: Node) -> dict[str, str]:
-    """sh:prefixes of a SPARQL-based constraint or target, resolved as pyshacl does."""
-    out = {"rdf": str(RDF), "rdfs": str(RDFS), "owl": str(OWL)}
-    onts = set(sg.subjects(RDF.type, OWL.Ontology))
-    everywhere = {d for o in onts for d in sg.objects(o, SH.declare)}
-    for p in sg.objects(node, SH.prefixes):
-        own = set(sg.objects(p, SH.declare))
-        for dec in own if (own and p in onts) else own | everywhere:
-            prefix, ns = list(sg.objects(dec, SH.prefix)), list(sg.objects(dec, SH.namespace))
-            if len(prefix) != 1 or len(ns) != 1:
-                raise ValueError(f"sh:declare {dec} needs one sh:prefix and one sh:namespace")
-            out[str(prefix[0])] = str(ns[0])
-    return out
-
-
-def _sparql_target(sg: Graph, target: Node) -> str | None:
-    """The query of a SHACL-AF ``sh:SPARQLTarget`` (other custom targets: None)."""
-    selects = list(sg.objects(target, SH.select))
-    if len(selects) != 1 or (target, SH.parameter, None) in sg:
-        return None
-    try:
-        head = "".join(f"PREFIX {k}: <{v}>\n" for k, v in _prefixes(sg, target).items())
-    except ValueError:
-        return None
-    return head + str(selects[0])
-
-
-def _without_checks(sg: Graph, checks: list[_Check]) -> Graph:
-    copy = Graph()
-    for prefix, ns in sg.namespaces():
-        copy.bind(prefix, ns, override=True)
-    for t in sg:
-        copy.add(t)
-    for check in checks:
-        copy.remove((check.shape, SH.sparql, check.constraint))
-    return copy
-
-
-class _Store:
-    """The data graph in an in-memory Oxigraph store, with term conversion both ways."""
-
-    def __init__(self, g: Graph):
-        self.store = ox.Store()
-        self.to_ox: dict[BNode, ox.BlankNode] = {}
-        self.from_ox: dict[str, BNode] = {}
-        try:
-            self.store.extend(ox.Quad(*map(self.ox, t)) for t in g)
-        except ValueError as exc:
-            raise ValidationCrash(f"oxigraph engine cannot load the data: {exc}") from exc
-
-    def ox(self, t: Node):
-        if isinstance(t, URIRef):
-            return ox.NamedNode(str(t))
-        if isinstance(t, BNode):
-            if t not in self.to_ox:
-                self.to_ox[t] = b = ox.BlankNode()
-                self.from_ox[b.value] = t
-            return self.to_ox[t]
-        if t.language:
-            return ox.Literal(str(t), language=t.language)
-        if t.datatype:
-            return ox.Literal(str(t), datatype=ox.NamedNode(str(t.datatype)))
-        return ox.Literal(str(t))
-
-    def rdflib(self, t) -> Node:
-        if isinstance(t, ox.NamedNode):
-            return URIRef(t.value)
-        if isinstance(t, ox.BlankNode):
-            return self.from_ox.get(t.value) or BNode(t.value)
-        if t.language:
-            return Literal(t.value, lang=t.language)
-        if t.datatype.value == str(XSD.string):
-            return Literal(t.value)
-        return Literal(t.value, datatype=URIRef(t.datatype.value))
-
-    def select(self, query: str, shape: Node, **kw) -> Iterator[dict[str, Node]]:
-        try:
-            solutions = self.store.query(query, **kw)
-        except (SyntaxError, OSError) as exc:
-            raise ValidationCrash(f"Oxigraph failed in shape {_node_str(shape)}: {exc}\n{query}",
-                                  _node_str(shape), str(SH.SPARQLConstraintComponent)) from exc
-        names = [v.value for v in solutions.variables]
-        for s in solutions:
-            yield {n: self.rdflib(s[n]) for n in names if s[n] is not None}
-
-
-def _focus_nodes(sg: Graph, dg: Graph, store: _Store, shape: Node) -> list[Node]:
-    nodes: set[Node] = set(sg.objects(shape, SH.targetNode))
-    for cls in sg.objects(shape, SH.targetClass):
-        for sub in dg.transitive_subjects(RDFS.subClassOf, cls):
-            nodes.update(dg.subjects(RDF.type, sub))
-    for p in sg.objects(shape, SH.targetSubjectsOf):
-        nodes.update(dg.subjects(p, None))
-    for p in sg.objects(shape, SH.targetObjectsOf):
-        nodes.update(dg.objects(None, p))
-    for target in sg.objects(shape, SH.target):
-        nodes.update(row["this"] for row in store.select(_sparql_target(sg, target), shape)
-                     if "this" in row)
-    return sorted(nodes, key=term_str)
-
-
-_CHUNK = 5000  # focus nodes per VALUES block
-
-
-def _run_sparql_checks(dg: Graph, sg: Graph, checks: list[_Check]) -> list[Violation]:
-    if not checks:
-        return []
-    store = _Store(dg)  # built after pyshacl ran in place, so SHACL-AF rule output is included
-    focus_cache: dict[Node, list[Node]] = {}
-    out = []
-    for check in checks:
-        if check.targets_of not in focus_cache:
-            focus_cache[check.targets_of] = _focus_nodes(sg, dg, store, check.targets_of)
-        out += _run_check(store, check, focus_cache[check.targets_of])
-    return out
-
-
-def _run_check(store: _Store, check: _Check, focus: list[Node]) -> list[Violation]:
-    """Evaluate one constraint for all focus nodes at once, mirroring pyshacl's results."""
-    q = check.query
-    sel = _select_clause(q)
-    # pyshacl only sees $this in a row when the query projects it; we always need it.
-    this_projected = "this" in sel.projected or (sel.star and re.search(r"[?$]this\b", q))
-    if not sel.star and "this" not in sel.projected:
-        q = q[: sel.insert_at] + " ?this" + q[sel.insert_at:]
-        sel = _select_clause(q)
-    rows: list[dict[str, Node]] = []
-    plain = [f for f in focus if not isinstance(f, BNode)]  # blank nodes cannot go in VALUES
-    for i in range(0, len(plain), _CHUNK):
-        values = " ".join(term_str(f) for f in plain[i: i + _CHUNK])
-        rows += store.select(f"{q[: sel.brace + 1]} VALUES ?this {{ {values} }} "
-                             f"{q[sel.brace + 1:]}", check.shape)
-    for b in (f for f in focus if isinstance(f, BNode)):
-        rows += ({**r, "this": b} for r in store.select(
-            q, check.shape, substitutions={ox.Variable("this"): store.ox(b)}))
-    out, seen = [], set()
-    node_shape = check.path is None
-    for row in rows:
-        f = row["this"] if this_projected else row.pop("this")
-        result_val = f if node_shape else None
-        if row.pop("failure", None) is not None:
-            if ("failure", f) in seen:
-                continue
-            seen.add(("failure", f))
-            out.append(_violation(check, f, result_val, None, row))
-            continue
-        p, v, t = row.pop("path", None), row.pop("value", None), row.pop("this", None)
-        key = (f, t, p, v, frozenset(row.items()))
-        if (p is None and v is None and t is None) or key in seen:
-            continue
-        seen.add(key)
-        v = result_val if v is None else v
-        pinned = (("this", t), ("path", p), ("value", v))
-        bound = {**row, **{k: x for k, x in pinned if x is not None}}
-        out.append(_violation(check, t or f, v, p, bound))
-    return out
-
-
-def _violation(check: _Check, focus: Node, value, path, bound: dict[str, Node]) -> Violation:
-    messages = set()
-    for m in check.messages:
-        for var, val in bound.items():
-            m = re.sub(r"\{[?$]" + re.escape(var) + r"\}", lambda _, v=str(val): v, m)
-        messages.add(m)
-    return Violation(
-        focus=_node_str(focus),
-        path=check.path_str if path is None else _node_str(path),
-        value=None if value is None else term_str(value),
-        constraint=str(SH.SPARQLConstraintComponent),
-        shape=_node_str(check.shape),
-        severity=SEVERITIES.get(check.severity, str(check.severity)),
-        message="; ".join(sorted(messages)),
-    )
 
 
 def _xml_safe(s: str) -> str:

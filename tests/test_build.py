@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
+from server import build
 from server.build import current_path, open_store
 from server.iris import Iris
 
@@ -75,15 +77,55 @@ def test_failed_build_keeps_the_previous_store(tmp_path, breakage):
         text = facts.read_text(encoding="utf-8")
         facts.write_text(text.replace("    prov:wasDerivedFrom :quote-03 .", "    .", 1),
                          encoding="utf-8")
+    kept = set((store / "builds").iterdir())
     done = namkg("build", "--store", str(store), env=env)
     assert done.returncode == 1
     assert "previous store kept" in done.stderr
-    if breakage == "syntax":
-        assert "facts.ttl" in done.stderr
+    assert set((store / "builds").iterdir()) == kept  # the failed build's directory is gone
+    if breakage == "syntax":  # located as `namkg validate` does
+        assert re.search(r"facts\.ttl:\d+:\d+: Turtle syntax error", done.stderr), done.stderr
     else:
         assert "nam-second-largest" in done.stderr
     assert current_path(store) == before
     assert answers(store)
+
+
+def test_build_under_another_base_rebases_every_iri(tmp_path, built_store):
+    # Validation sees the files as written; the store gets their IRIs under the configured base.
+    default, other = Iris(), Iris("http://localhost:8000/nam/")
+    done = namkg("build", "--store", str(tmp_path), "--base-iri", other.base)
+    assert done.returncode == 0, done.stderr
+
+    def term(t):
+        return ox.NamedNode(default.rebase(t.value, other)) if isinstance(t, ox.NamedNode) else t
+
+    for name in ("ontology", "facts", "links"):
+        theirs = open_store(built_store).quads_for_pattern(
+            None, None, None, ox.NamedNode(default.graph(name)))
+        ours = open_store(tmp_path).quads_for_pattern(None, None, None,
+                                                      ox.NamedNode(other.graph(name)))
+        expected = {ox.Triple(*map(term, (q.subject, q.predicate, q.object))) for q in theirs}
+        assert {q.triple for q in ours} == expected and len(expected) > 100
+
+
+def test_views_with_blank_nodes_join_the_sources(tmp_path):
+    # The writer reloads a dump, which relabels blank nodes: views holding blank nodes make the
+    # build write everything from memory instead, so that a view triple still joins its source.
+    iris = Iris()
+    facts, view = ox.NamedNode(iris.graph("facts")), ox.NamedNode(iris.graph("wikidata"))
+    p = ox.NamedNode("urn:p")
+    for name, node in (("blank", ox.BlankNode()), ("named", ox.NamedNode("urn:o"))):
+        mem = ox.Store()
+        mem.add(ox.Quad(ox.NamedNode("urn:s"), p, node, facts))
+        writer = build._Writer(tmp_path / name, mem)
+        writer.start()
+        writer.dumped.wait()
+        derived = [ox.Triple(node, p, ox.Literal("in the view"))]
+        mem.extend(ox.Quad(*t, view) for t in derived)
+        store = build._write(tmp_path / name, mem, writer, derived, iris)
+        assert store.query(f"ASK {{ GRAPH {facts} {{ <urn:s> <urn:p> ?o }} "
+                           f"GRAPH {view} {{ ?o <urn:p> ?label }} }}"), name
+        assert len(store) == 2
 
 
 def test_kill_9_during_build_leaves_the_previous_store_serving(tmp_path):

@@ -1,0 +1,630 @@
+"""SHACL Core evaluated on Oxigraph: each shape compiled into SPARQL over the data store.
+
+pyshacl stays the reference: its own shape and constraint objects are loaded from the shapes
+graph, decide every per-value detail it defines in Python (datatypes, patterns, ordering) and
+build every result and message, so the results equal pyshacl's. Oxigraph does the graph work
+(targets, paths, counts, classes, nested shapes), which is where pyshacl spends its time.
+
+A shape with a target is compiled as a whole or not at all: anything this module does not
+translate exactly (sh:closed, property pairs, SHACL-AF expressions and rules, custom components,
+non-Violation severities inside logical constraints...) raises :class:`Unsupported`, and
+:mod:`server.validation` leaves that shape to pyshacl.
+
+In nested shapes (sh:not, sh:and, sh:or, sh:xone, sh:node, sh:qualifiedValueShape) conformance
+becomes a SPARQL boolean expression. Per-value checks pyshacl defines in Python run as custom
+SPARQL functions calling pyshacl's own component on the value, cached per distinct value.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import pyoxigraph as ox
+import pyshacl.constraints.core.cardinality_constraints as card
+import pyshacl.constraints.core.logical_constraints as logic
+import pyshacl.constraints.core.other_constraints as other
+import pyshacl.constraints.core.shape_based_constraints as shaped
+import pyshacl.constraints.core.string_based_constraints as strings
+import pyshacl.constraints.core.value_constraints as values
+import pyshacl.constraints.core.value_range_constraints as ranges
+from pyshacl.constraints import CONSTRAINT_PARAMETERS_MAP
+from pyshacl.constraints.sparql.sparql_based_constraints import SPARQLBasedConstraint
+from pyshacl.errors import ConstraintLoadWarning
+from pyshacl.pytypes import SHACLExecutor
+from pyshacl.shapes_graph import ShapesGraph
+from rdflib import RDF, XSD, BNode, Graph, Literal, URIRef
+from rdflib.namespace import RDFS, SH
+from rdflib.term import Node
+
+from .shacl_sparql import DataStore, declared_prefixes, make_check, run_check, select_clause
+from .validation import SEVERITIES, Violation, _node_str, path_string, term_str
+
+TYPE_PATH = f"<{RDF.type}>/<{RDFS.subClassOf}>*"
+FN = "urn:x-nam-kg:shacl:fn"  # custom SPARQL functions: FN + number
+DUMMY = URIRef("urn:x-nam-kg:shacl:focus")
+_SIMPLE_PATH = re.compile(r"\^?<[^<>]*>")  # a predicate or its inverse: cheap to scan
+# Components checked value by value, by pyshacl itself on what the SPARQL filter lets through.
+PER_VALUE = (values.NodeKindConstraintComponent, values.DatatypeConstraintComponent,
+             strings.PatternConstraintComponent, strings.MinLengthConstraintComponent,
+             strings.MaxLengthConstraintComponent, strings.LanguageInConstraintComponent,
+             other.InConstraintComponent, ranges.MinInclusiveConstraintComponent,
+             ranges.MinExclusiveConstraintComponent, ranges.MaxInclusiveConstraintComponent,
+             ranges.MaxExclusiveConstraintComponent)
+# Components whose value check is graph work: decided by SPARQL alone.
+SHAPED = (values.ClassConstraintComponent, logic.NotConstraintComponent,
+          logic.AndConstraintComponent, logic.OrConstraintComponent,
+          logic.XoneConstraintComponent, shaped.NodeConstraintComponent)
+
+
+class Unsupported(Exception):
+    """This shape is left to pyshacl."""
+
+
+@dataclass
+class Focus:
+    """A shape's focus nodes as SPARQL."""
+
+    head: str  # PREFIXes the target queries need
+    pattern: str  # a group binding ?this to each focus node once
+    test: str  # a group matching when ?this (bound) is a focus node, for EXISTS
+    listed: bool  # SPARQL targets: the focus nodes come first
+
+
+@dataclass
+class Check:
+    """A condition on each focus node (``path`` None) or each (focus, value) pair: ``bad`` is a
+    SPARQL expression true when it fails; ``handle`` gets the failing (focus, value) pairs.
+    Checks with the same focus nodes and path share one query."""
+
+    focus: Focus
+    path: str | None
+    bad: str
+    handle: Callable[[list[tuple]], list[Violation]]
+    shape: Node
+
+
+@dataclass
+class Task:
+    """A query of its own (counts, pairs, sh:sparql) and what makes violations of its rows."""
+
+    focus: Focus
+    query: str  # after the focus's PREFIXes
+    handle: Callable[[list[dict]], list[Violation]]
+    shape: Node
+
+
+class Engine:
+    def __init__(self, store: DataStore, sg: Graph, message_graph: Callable[[], Graph]):
+        self.st, self.sg = store, sg
+        self.shapes = ShapesGraph(sg)
+        self.shapes.shapes  # noqa: B018 - loads every shape (errors here: pyshacl says why)
+        self.executor = SHACLExecutor(advanced_mode=True, allow_infos=True, allow_warnings=True)
+        self.functions: dict[ox.NamedNode, Callable] = {}
+        self._message_graph, self._graph = message_graph, None
+        self._described: set[BNode] = set()
+        self._scratch = Graph()  # pyshacl's results for the custom functions, thrown away
+        self._vars = itertools.count()
+        self._subclasses: dict[URIRef, list] = {}
+
+    # ------------------------------------------------------------------ entry points
+
+    def top_level(self) -> Iterable:
+        """pyshacl's shapes that have targets (the only ones it validates on their own)."""
+        for shape in self.shapes.shapes:
+            targets = [list(t) for t in shape.target()]
+            if any(targets) or (shape.node, SH.target, None) in self.sg:
+                yield shape
+
+    def compile(self, shape) -> list[Check | Task]:
+        """Every check of a shape with targets, or :class:`Unsupported`."""
+        return [] if shape.deactivated else self._checks(shape, self._focus(shape))
+
+    def run(self, work: list[Check | Task]) -> list[Violation]:
+        out = []
+        groups: dict[tuple, list[Check]] = defaultdict(list)
+        for w in work:
+            if isinstance(w, Check):
+                groups[(w.focus.head, w.focus.pattern, w.path)].append(w)
+            elif isinstance(w, _SparqlTask):
+                out += w.run()
+            else:
+                out += w.handle(self._select(w.focus.head + w.query, w.shape))
+        for checks in groups.values():
+            out += self._run_checks(checks)
+        return out
+
+    def _select(self, query: str, shape) -> list[dict]:
+        return list(self.st.select(query, shape, custom_functions=self.functions or None))
+
+    def _run_checks(self, checks: list[Check]) -> list[Violation]:
+        """One query for checks on the same values: a flag per check."""
+        f, path = checks[0].focus, checks[0].path
+        flags = " ".join(f"BIND(COALESCE({c.bad}, false) AS ?f{i})" for i, c in enumerate(checks))
+        any_flag = " || ".join(f"?f{i}" for i in range(len(checks)))
+        names = " ".join(f"?f{i}" for i in range(len(checks)))
+        if path is None:
+            where = f.pattern
+        elif f.listed or not _SIMPLE_PATH.fullmatch(path):
+            where = f"{f.pattern} ?this {path} ?v ."
+        else:  # values first: few fail, and only those need the focus test
+            inner = (f"SELECT DISTINCT ?this ?v {names} WHERE {{ ?this {path} ?v . {flags} "
+                     f"FILTER({any_flag}) }}")
+            where, flags, any_flag = f"{{ {inner} }}", "", f"EXISTS {{ {f.test} }}"
+        value = "?v" if path else ""
+        rows = self._select(f"{f.head}SELECT DISTINCT ?this {value} {names} WHERE {{ {where} "
+                            f"{flags} FILTER({any_flag}) }}", checks[0].shape)
+        out = []
+        for i, c in enumerate(checks):
+            hits = [(r["this"], r.get("v", r["this"])) for r in rows
+                    if r[f"f{i}"].toPython() is True]
+            if hits:
+                out += c.handle(hits)
+        return out
+
+    # ------------------------------------------------------------------ focus nodes
+
+    def _focus(self, shape) -> Focus:
+        nodes, classes, implicit, objects_of, subjects_of = (list(t) for t in shape.target())
+        if implicit or any(not isinstance(n, URIRef) for n in classes + objects_of + subjects_of):
+            raise Unsupported("implicit class target or a non-IRI target")
+        parts = [self._instance("?this", c) for c in classes]
+        parts += [f"?this <{p}> ?_any ." for p in subjects_of]
+        parts += [f"?_any <{p}> ?this ." for p in objects_of]
+        if nodes:
+            if any(isinstance(n, BNode) for n in nodes):
+                raise Unsupported("blank target node")
+            parts.append("VALUES ?this { " + " ".join(map(term_str, nodes)) + " }")
+        prefixes: dict[str, str] = {}
+        targets = list(self.sg.objects(shape.node, SH.target))
+        for target in targets:
+            selects = list(self.sg.objects(target, SH.select))
+            if (len(selects) != 1 or (target, SH.parameter, None) in self.sg
+                    or select_clause(str(selects[0])) is None
+                    or re.search(r"(?i)\b(PREFIX|BASE)\b", str(selects[0]))):
+                raise Unsupported("custom target")
+            try:
+                own = declared_prefixes(self.sg, target)
+            except ValueError as exc:
+                raise Unsupported(str(exc)) from None
+            if any(prefixes.get(k, v) != v for k, v in own.items()):
+                raise Unsupported("conflicting prefixes")
+            prefixes.update(own)
+            parts.append("{ " + str(selects[0]) + " }")
+        head = "".join(f"PREFIX {k}: <{v}>\n" for k, v in prefixes.items())
+        union = " UNION ".join("{ " + p + " }" for p in parts)
+        return Focus(head, "{ SELECT DISTINCT ?this WHERE { " + union + " } }", union,
+                     bool(targets))
+
+    # ------------------------------------------------------------------ pyshacl's objects
+
+    def _shape(self, node):
+        try:
+            return self.shapes.lookup_shape_from_node(node)
+        except (KeyError, AttributeError):
+            raise Unsupported(f"no shape {node}") from None  # pyshacl reports this itself
+
+    def _components(self, shape) -> list:
+        """The constraint components pyshacl would evaluate on this shape, in its order."""
+        out, seen = [], set()
+        for p, _ in self.sg.predicate_objects(shape.node):
+            if p == SH.expression:
+                raise Unsupported("sh:expression")
+            cls = CONSTRAINT_PARAMETERS_MAP.get(p)
+            if cls is None or cls in seen:
+                continue
+            seen.add(cls)
+            try:
+                out.append(cls(shape))
+            except ConstraintLoadWarning:
+                continue
+            except Exception as exc:  # pyshacl raises it again, with its own wording
+                raise Unsupported(str(exc)) from None
+        if shape.find_custom_constraints():
+            raise Unsupported("custom constraint component")
+        return out
+
+    def _path(self, shape) -> str:
+        p = shape.path()
+        return f"<{p}>" if isinstance(p, URIRef) else path_string(self.sg, p)
+
+    def _var(self) -> str:
+        return f"?_v{next(self._vars)}"
+
+    # ------------------------------------------------------------------ results
+
+    def graph(self, *nodes) -> Graph:
+        """The data graph pyshacl's messages see: the data's prefixes and, for blank nodes,
+        their descriptions (pyshacl prints a blank node's properties)."""
+        if self._graph is None:
+            self._graph = self._message_graph()
+        todo = [n for n in nodes if isinstance(n, BNode) and n not in self._described]
+        while todo:
+            b = todo.pop()
+            if b in self._described:
+                continue
+            self._described.add(b)
+            for q in self.st.store.quads_for_pattern(self.st.ox(b), None, None, None):
+                if self.st.graphs is None and not isinstance(q.graph_name, ox.DefaultGraph):
+                    continue
+                if self.st.graphs is not None and q.graph_name not in self.st.graphs:
+                    continue
+                o = self.st.rdflib(q.object)
+                self._graph.add((b, self.st.rdflib(q.predicate), o))
+                if isinstance(o, BNode):
+                    todo.append(o)
+        return self._graph
+
+    def _result(self, c, focus, value=None, **kw) -> Violation:
+        return self.violation(c.make_v_result(self.graph(focus, value), focus, value_node=value,
+                                              **kw))
+
+    def violation(self, report) -> Violation:
+        """A pyshacl result (text, node, triples) as a :class:`Violation`."""
+        _, node, triples = report
+        fields, messages = {}, set()
+        for s, p, o in triples:
+            if s is not node:  # sh:detail results of sh:node
+                continue
+            o = o[1] if isinstance(o, tuple) else o
+            if p == SH.resultMessage:
+                messages.add(str(o))
+            else:
+                fields[p] = o
+        path, value = fields.get(SH.resultPath), fields.get(SH.value)
+        severity = fields[SH.resultSeverity]
+        return Violation(
+            focus=_node_str(fields[SH.focusNode]),
+            path=None if path is None else path_string(self.sg, path),
+            value=None if value is None else term_str(value),
+            constraint=str(fields[SH.sourceConstraintComponent]),
+            shape=_node_str(fields[SH.sourceShape]),
+            severity=SEVERITIES.get(severity, str(severity)),
+            message="; ".join(sorted(messages)),
+        )
+
+    def _pyshacl_decides(self, c):
+        """Failing pairs of a per-value component: pyshacl evaluates them and makes the
+        results (the SPARQL filter may let through more than fails, never less)."""
+        def handle(pairs):
+            by_focus = defaultdict(set)
+            for f, v in pairs:
+                by_focus[f].add(v)
+            graph = self.graph(*by_focus, *itertools.chain(*by_focus.values()))
+            _, reports = c.evaluate(self.executor, graph, dict(by_focus), [])
+            return [self.violation(r) for r in reports]
+        return handle
+
+    def _each_pair(self, c, **kw):
+        return lambda pairs: [self._result(c, f, v, **kw) for f, v in pairs]
+
+    def _each_focus(self, c, **kw):
+        return lambda pairs: [self._result(c, f, **kw) for f in dict.fromkeys(f for f, _ in pairs)]
+
+    def _per_row(self, c, **kw):
+        return lambda rows: [self._result(c, r["this"], **kw) for r in rows]
+
+    # ------------------------------------------------------------------ a shape's checks
+
+    def _checks(self, shape, focus: Focus) -> list[Check | Task]:
+        """Every check of ``shape`` (with its sh:property shapes) on the focus nodes."""
+        if shape.deactivated:
+            return []
+        prop = shape.is_property_shape
+        path = self._path(shape) if prop else None
+        v = "?v" if prop else "?this"
+        node = shape.node
+        out: list[Check | Task] = []
+
+        def on_values(bad: str, handle) -> None:
+            out.append(Check(focus, path, bad, handle, node))
+
+        def on_focus(bad: str, handle) -> None:
+            out.append(Check(focus, None, bad, handle, node))
+
+        for c in self._components(shape):
+            if isinstance(c, PER_VALUE):
+                on_values(f"!COALESCE({self._ok(c, v, ())}, false)", self._pyshacl_decides(c))
+            elif isinstance(c, SHAPED):  # one result per class, shape or list that fails
+                for ok in self._shaped(c, v, ()):
+                    on_values(f"!COALESCE({ok}, false)", self._each_pair(c))
+            elif isinstance(c, card.MinCountConstraintComponent):
+                n = int(c.min_count.value)
+                if n == 1:
+                    on_focus(f"NOT EXISTS {{ ?this {path} {self._var()} }}", self._each_focus(c))
+                elif n > 1:
+                    out.append(self._count(focus, path, "true", "<", n, c))
+            elif isinstance(c, card.MaxCountConstraintComponent):
+                n = int(c.max_count.value)
+                if n == 0:
+                    on_values("true", self._each_focus(c))
+                elif n == 1:
+                    out.append(Task(focus, self._pairs(
+                        focus, path, "!sameTerm(?a, ?b)", ""), self._per_row(c), node))
+                else:
+                    out.append(self._count(focus, path, "true", ">", n, c))
+            elif isinstance(c, strings.UniqueLangConstraintComponent):
+                if True in c.string_rules:  # false: pyshacl reports nothing either
+                    out.append(Task(focus, self._pairs(
+                        focus, path, "!sameTerm(?a, ?b) && isLITERAL(?a) && LANG(?a) != '' && "
+                        "LCASE(LANG(?a)) = LCASE(LANG(?b))", "?l", "BIND(LCASE(LANG(?a)) AS ?l)"),
+                        self._per_row(c), node))
+            elif isinstance(c, other.HasValueConstraintComponent):
+                for hv in c.has_value_set:
+                    if isinstance(hv, BNode):
+                        raise Unsupported("blank sh:hasValue")
+                    on_focus(f"NOT EXISTS {{ ?this {path} {term_str(hv)} }}" if prop
+                             else f"!sameTerm(?this, {term_str(hv)})", self._each_focus(c))
+            elif isinstance(c, shaped.QualifiedValueShapeConstraintComponent):
+                out += self._qualified(c, focus, path)
+            elif isinstance(c, shaped.PropertyConstraintComponent):
+                if prop:
+                    raise Unsupported("sh:property of a property shape")
+                for p in c.property_shapes:
+                    child = self._shape(p)
+                    if not child.is_property_shape:
+                        raise Unsupported("sh:property to a node shape")
+                    out += self._checks(child, focus)
+            elif isinstance(c, SPARQLBasedConstraint):
+                for constraint in self.sg.objects(node, SH.sparql):
+                    check = make_check(self.sg, node, constraint, node)
+                    if check is None:
+                        raise Unsupported("a sh:sparql constraint pyshacl must run")
+                    out.append(_SparqlTask(self, check, focus))
+            else:
+                raise Unsupported(type(c).__name__)
+        return out
+
+    def _pairs(self, focus: Focus, path: str, cond: str, extra: str, bind: str = "") -> str:
+        """Focus nodes with two values meeting ``cond`` (sh:maxCount 1, sh:uniqueLang)."""
+        if focus.listed or not _SIMPLE_PATH.fullmatch(path):
+            return (f"SELECT DISTINCT ?this {extra} WHERE {{ {focus.pattern} ?this {path} ?a . "
+                    f"?this {path} ?b . FILTER({cond}) {bind} }}")
+        return (f"SELECT ?this {extra} WHERE {{ {{ SELECT DISTINCT ?this {extra} WHERE {{ "
+                f"?this {path} ?a . ?this {path} ?b . FILTER({cond}) {bind} }} }} "
+                f"FILTER EXISTS {{ {focus.test} }} }}")  # the subquery first: it finds few
+
+    def _count(self, focus: Focus, path: str, ok: str, op: str, n: int, c, **kw) -> Task:
+        """Focus nodes with fewer or more than ``n`` values meeting ``ok``."""
+        reach = f"?this {path} ?v . FILTER(COALESCE({ok}, false))"
+        reach = f"OPTIONAL {{ {reach} }}" if op == "<" else reach
+        query = (f"SELECT ?this WHERE {{ {focus.pattern} {reach} }} GROUP BY ?this "
+                 f"HAVING (COUNT(DISTINCT ?v) {op} {n})")
+        return Task(focus, query, self._per_row(c, **kw), c.shape.node)
+
+    def _qualified(self, c, focus: Focus, path: str) -> list[Check | Task]:
+        out: list[Check | Task] = []
+        for q in c.value_shapes:
+            siblings = set()
+            if c.is_disjoint:  # as pyshacl: qualified shapes of the parents' other properties
+                for parent in self.sg.subjects(SH.property, c.shape.node):
+                    for s in self.sg.objects(parent, SH.property):
+                        siblings |= {x for x in self.sg.objects(s, SH.qualifiedValueShape)
+                                     if x != q}
+
+            def ok(v, q=q, siblings=siblings):
+                return "(" + " && ".join([self._conforms(q, v, ())] + [
+                    f"!{self._conforms(s, v, ())}" for s in siblings]) + ")"
+
+            low = SH.QualifiedMinCountConstraintComponent
+            if c.max_count is not None:
+                out.append(self._count(focus, path, ok("?v"), ">", c.max_count, c,
+                                       constraint_component=SH.QualifiedMaxCountConstraintComponent))
+            if c.min_count == 1:
+                w = self._var()
+                out.append(Check(focus, None, f"NOT EXISTS {{ ?this {path} {w} . "
+                                 f"FILTER(COALESCE({ok(w)}, false)) }}",
+                                 self._each_focus(c, constraint_component=low), c.shape.node))
+            elif c.min_count is not None and c.min_count > 1:
+                out.append(self._count(focus, path, ok("?v"), "<", c.min_count, c,
+                                       constraint_component=low))
+        return out
+
+    # ------------------------------------------------------------------ value checks
+
+    def _ok(self, c, v: str, stack: tuple) -> str:
+        """A SPARQL expression true when value ``v`` passes component ``c`` (not counts)."""
+        if isinstance(c, values.NodeKindConstraintComponent):
+            kinds = {SH.BlankNode: "isBLANK", SH.Literal: "isLITERAL", SH.IRI: "isIRI",
+                     SH.BlankNodeOrLiteral: "isBLANK isLITERAL", SH.BlankNodeOrIRI: "isBLANK isIRI",
+                     SH.IRIOrLiteral: "isIRI isLITERAL"}.get(c.nodekind_rule)
+            return "(" + " || ".join(f"{k}({v})" for k in kinds.split()) + ")" if kinds else "false"
+        if isinstance(c, strings.LanguageInConstraintComponent):
+            return self._language_in(c, v)
+        # rdflib rewrites typed literals (""^^xsd:boolean is "false" to pyshacl): their lexical
+        # forms are pyshacl's to judge; IRIs and strings are the same to both.
+        typed = f"(isLITERAL({v}) && LANG({v}) = '' && DATATYPE({v}) != <{XSD.string}>)"
+        if isinstance(c, other.InConstraintComponent):
+            terms = [t for t in c.in_vals if not isinstance(t, BNode)]
+            same = " || ".join(f"sameTerm({v}, {term_str(t)})" for t in terms) or "false"
+            return f"IF({typed}, {self._function(c)}({v}), ({same}))"
+        if isinstance(c, strings.MinLengthConstraintComponent):
+            n = c.string_rules[0].value
+            return "true" if n == 0 else (f"(!isBLANK({v}) && IF({typed}, {self._function(c)}({v}),"
+                                          f" STRLEN(STR({v})) >= {n}))")
+        if isinstance(c, strings.MaxLengthConstraintComponent):
+            n = c.string_rules[0].value
+            return (f"(!isBLANK({v}) && IF({typed}, {self._function(c)}({v}), "
+                    f"STRLEN(STR({v})) <= {n}))")
+        if isinstance(c, values.DatatypeConstraintComponent):
+            dt = c.datatype_rule
+            if dt == XSD.string:
+                return f"(isLITERAL({v}) && DATATYPE({v}) = <{XSD.string}>)"
+            if dt == RDF.langString:
+                return f"(isLITERAL({v}) && LANG({v}) != '')"
+            same = "" if dt in (RDFS.Literal, RDFS.Datatype) else f" && DATATYPE({v}) = <{dt}>"
+            return f"(isLITERAL({v}){same} && {self._function(c)}({v}))"
+        if isinstance(c, PER_VALUE):  # pattern, ranges: pyshacl's Python decides
+            return f"{self._function(c)}({v})"
+        if isinstance(c, values.ClassConstraintComponent):
+            return "(" + " && ".join(self._has_class(v, r) for r in c.class_rules) + ")"
+        if isinstance(c, SHAPED):
+            return "(" + " && ".join(self._shaped(c, v, stack)) + ")"
+        raise Unsupported(type(c).__name__)
+
+    def _language_in(self, c, v: str) -> str:
+        need = set()
+        try:
+            for lang in self.sg.items(c.string_rules[0]):
+                if not isinstance(lang, Literal) or not isinstance(lang.value, str):
+                    raise Unsupported("sh:languageIn value")  # pyshacl raises its error
+                need.add(str(lang.value).lower())
+        except (KeyError, AttributeError, ValueError):
+            raise Unsupported("sh:languageIn list") from None
+        if "*" in need:
+            return f"(isLITERAL({v}) && LANG({v}) != '')"
+        # pyshacl: the tag, or its first subtag, in the list (lower case). langMatches is the
+        # second for a one-subtag range, and Oxigraph's fast path.
+        tests = [f"langMatches(LANG({v}), {term_str(Literal(x))})" if "-" not in x
+                 else f"LCASE(LANG({v})) = {term_str(Literal(x))}" for x in sorted(need)]
+        return "(" + " || ".join(tests) + ")" if tests else "false"
+
+    def _has_class(self, v: str, cls) -> str:
+        if not isinstance(cls, URIRef):
+            raise Unsupported("non-IRI class")
+        return f"EXISTS {{ {self._instance(v, cls)} }}"
+
+    def _instance(self, v: str, cls: URIRef) -> str:
+        """A pattern matching when ``v`` has type ``cls`` or a subclass (rdfs:subClassOf* in the
+        data, as pyshacl): the subclasses listed, which Oxigraph matches faster than the path."""
+        if cls not in self._subclasses:
+            query = f"SELECT DISTINCT ?c WHERE {{ ?c <{RDFS.subClassOf}>* <{cls}> }}"
+            rows = self.st.store.query(query, **self.st.scope())
+            self._subclasses[cls] = [r["c"] for r in rows]
+        subs = self._subclasses[cls]
+        if not all(isinstance(c, ox.NamedNode) for c in subs):
+            return f"{v} {TYPE_PATH} <{cls}> ."
+        if len(subs) == 1:
+            return f"{v} <{RDF.type}> <{cls}> ."
+        t = self._var()
+        return f"VALUES {t} {{ {' '.join(map(str, subs))} }} {v} <{RDF.type}> {t} ."
+
+    def _shaped(self, c, v: str, stack: tuple) -> list[str]:
+        """One expression per list or shape pyshacl evaluates separately (one result each)."""
+        if isinstance(c, values.ClassConstraintComponent):
+            return [self._has_class(v, r) for r in c.class_rules]
+        if isinstance(c, logic.NotConstraintComponent):
+            return [f"!{self._conforms(n, v, stack)}" for n in c.not_list]
+        if isinstance(c, shaped.NodeConstraintComponent):
+            for n in c.node_shapes:
+                if self._shape(n).is_property_shape:
+                    raise Unsupported("sh:node to a property shape")
+            return [self._conforms(n, v, stack) for n in c.node_shapes]
+        lists = {logic.AndConstraintComponent: "and_list", logic.OrConstraintComponent: "or_list",
+                 logic.XoneConstraintComponent: "xone_nodes"}[type(c)]
+        out = []
+        for lst in getattr(c, lists):
+            members = list(self.sg.items(lst))
+            if not members:
+                raise Unsupported("empty list")
+            if isinstance(c, logic.XoneConstraintComponent):  # pyshacl counts a list, not a set
+                out.append("((" + " + ".join(f"IF({self._conforms(m, v, stack)}, 1, 0)"
+                                              for m in members) + ") = 1)")
+            else:
+                op = " && " if isinstance(c, logic.AndConstraintComponent) else " || "
+                out.append("(" + op.join(self._conforms(m, v, stack) for m in set(members)) + ")")
+        return out
+
+    def _conforms(self, node, x: str, stack: tuple) -> str:
+        """A SPARQL expression true when ``x`` conforms to the shape ``node``."""
+        shape = self._shape(node)
+        if node in stack or len(stack) > 8:
+            raise Unsupported("recursive shapes")
+        if shape.deactivated:
+            return "true"
+        if shape.severity != SH.Violation:  # pyshacl lets a warning pass as conforming
+            raise Unsupported("nested shape with a severity other than sh:Violation")
+        stack += (node,)
+        prop = shape.is_property_shape
+        path = self._path(shape) if prop else None
+        terms = []
+
+        def each_value(ok_of: Callable[[str], str]) -> str:
+            if not prop:
+                return ok_of(x)
+            v = self._var()
+            return f"NOT EXISTS {{ {x} {path} {v} FILTER(!COALESCE({ok_of(v)}, false)) }}"
+
+        def at_least(n: int, cond: Callable[[str], str] = lambda v: "true") -> str:
+            vs = [self._var() for _ in range(n)]
+            if n > 2:
+                raise Unsupported("count above 2 in a nested shape")
+            distinct = [f"!sameTerm({a}, {b})" for a, b in itertools.combinations(vs, 2)]
+            conds = [f"COALESCE({cond(a)}, false)" for a in vs] + distinct
+            return (f"EXISTS {{ {' '.join(f'{x} {path} {a} .' for a in vs)} "
+                    f"FILTER({' && '.join(conds)}) }}")
+
+        for c in self._components(shape):
+            if isinstance(c, PER_VALUE) or isinstance(c, SHAPED):
+                terms.append(each_value(lambda v, c=c: self._ok(c, v, stack)))
+            elif isinstance(c, card.MinCountConstraintComponent):
+                n = int(c.min_count.value)
+                if n > 0:
+                    terms.append(at_least(n))
+            elif isinstance(c, card.MaxCountConstraintComponent):
+                terms.append(f"!{at_least(int(c.max_count.value) + 1)}")
+            elif isinstance(c, strings.UniqueLangConstraintComponent) and c.string_rules == {True}:
+                a, b = self._var(), self._var()
+                terms.append(f"NOT EXISTS {{ {x} {path} {a}, {b} . FILTER(!sameTerm({a}, {b}) && "
+                             f"isLITERAL({a}) && LANG({a}) != '' && "
+                             f"LCASE(LANG({a})) = LCASE(LANG({b}))) }}")
+            elif isinstance(c, other.HasValueConstraintComponent):
+                for hv in c.has_value_set:
+                    if isinstance(hv, BNode):
+                        raise Unsupported("blank sh:hasValue")
+                    terms.append(f"EXISTS {{ {x} {path} {term_str(hv)} }}" if prop
+                                 else f"sameTerm({x}, {term_str(hv)})")
+            elif isinstance(c, shaped.QualifiedValueShapeConstraintComponent) and not c.is_disjoint:
+                for q in c.value_shapes:
+                    def cond(v, q=q):
+                        return self._conforms(q, v, stack)
+                    if c.min_count:
+                        terms.append(at_least(c.min_count, cond))
+                    if c.max_count is not None:
+                        terms.append(f"!{at_least(c.max_count + 1, cond)}")
+            elif isinstance(c, shaped.PropertyConstraintComponent):
+                for p in c.property_shapes:
+                    if not self._shape(p).is_property_shape:
+                        raise Unsupported("sh:property to a node shape")
+                    terms.append(each_value(lambda v, p=p: self._conforms(p, v, stack)))
+            else:
+                raise Unsupported(f"{type(c).__name__} in a nested shape")
+        return "(" + " && ".join(terms) + ")" if terms else "true"
+
+    def _function(self, c) -> str:
+        """A custom SPARQL function: pyshacl's component on one value, true if it passes."""
+        name = ox.NamedNode(f"{FN}{len(self.functions)}")
+        cache: dict = {}
+        boolean = ox.NamedNode(str(XSD.boolean))
+        yes, no = ox.Literal("true", datatype=boolean), ox.Literal("false", datatype=boolean)
+
+        def check(term):
+            hit = cache.get(term)
+            if hit is None:
+                try:
+                    value = {DUMMY: {self.st.rdflib(term)}}
+                    ok, _ = c.evaluate(self.executor, self._scratch, value, [])
+                except Exception:  # an error in SPARQL: the top-level check asks pyshacl again
+                    return None
+                hit = cache[term] = yes if ok else no
+            return hit
+
+        self.functions[name] = check
+        return f"<{name.value}>"
+
+
+class _SparqlTask:
+    """A sh:sparql constraint on the compiled focus nodes (:func:`shacl_sparql.run_check`)."""
+
+    def __init__(self, engine: Engine, check, focus: Focus):
+        self.engine, self.check, self.focus = engine, check, focus
+
+    def run(self) -> list[Violation]:
+        if not self.focus.head:  # the focus pattern goes into the constraint's own query
+            return run_check(self.engine.st, self.check, focus_pattern=self.focus.pattern)
+        rows = self.engine.st.select(f"{self.focus.head}SELECT ?this WHERE {{ "
+                                     f"{self.focus.pattern} }}", self.check.shape)
+        return run_check(self.engine.st, self.check, [r["this"] for r in rows])
