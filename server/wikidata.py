@@ -2,9 +2,10 @@
 
 The view is made by the SPARQL CONSTRUCT rules in ``views/`` (written under the default base
 ``https://w3id.org/nam-kg/``, replaced by ``iris.base`` before running). First pass: every rule
-but those in :data:`SECOND_PASS`, over the union of the graphs; then every entity with an
+but those in :data:`LATER_PASSES`, over the union of the graphs; then every entity with an
 ``owl:sameAs`` Wikidata item is replaced by the item. Second pass, over the data and the first
-pass: references, truthy ``wdt:`` triples, property entities. Statement, reference and value
+pass: references and truthy ``wdt:`` triples; third, over all that: the property entities of
+every property used (including the references' ``pr:`` ones). Statement, reference and value
 nodes are IRIs minted from what they stand for, so two builds give the same graph.
 
 >>> qs_time("2011-01-01T00:00:00Z", 9), qs_time("2021-07-01T00:00:00Z", 10)
@@ -49,7 +50,7 @@ WDQS_PREFIXES = {
     "xsd": "http://www.w3.org/2001/XMLSchema#",
 }
 VIEWS = Path(__file__).parent / "views"
-SECOND_PASS = ("references.rq", "best-rank.rq", "properties.rq")
+LATER_PASSES = (("references.rq", "best-rank.rq"), ("properties.rq",))
 FORMATS = ("ttl", "nt", "nq", "jsonld", "trig", "wikibase", "quickstatements")
 WIKIDATA_API = "https://www.wikidata.org/w/api.php"
 USER_AGENT = f"nam-kg/{__version__} (https://w3id.org/nam-kg/; label check of our links)"
@@ -77,18 +78,19 @@ def derive(store: ox.Store, iris: Iris) -> list[ox.Triple]:
     texts = {name: text.replace(DEFAULT_BASE, iris.base) for name, text in rules().items()}
     first: set[ox.Triple] = set()
     for name, text in texts.items():
-        if name not in SECOND_PASS:
+        if not any(name in names for names in LATER_PASSES):
             first.update(_construct(store, text, name))
     items = same_as(store)
     first = {ox.Triple(*(items.get(t, t) for t in triple)) for triple in first}
 
     scratch = ox.Store()  # the caller's store stays untouched
     scratch.extend(store.quads_for_pattern(None, None, None, None))
-    scratch.extend(ox.Quad(s, p, o, _SCRATCH) for s, p, o in first)
-    second: set[ox.Triple] = set()
-    for name in SECOND_PASS:
-        second.update(_construct(scratch, texts[name], name))
-    return sorted(first | second, key=_key)
+    derived, new = set(first), first
+    for names in LATER_PASSES:  # each pass sees what the passes before it derived
+        scratch.extend(ox.Quad(s, p, o, _SCRATCH) for s, p, o in new)
+        new = {t for name in names for t in _construct(scratch, texts[name], name)} - derived
+        derived |= new
+    return sorted(derived, key=_key)
 
 
 def same_as(store: ox.Store) -> dict[ox.NamedNode, ox.NamedNode]:

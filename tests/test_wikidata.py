@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import socket
 import threading
 import time
@@ -27,6 +28,7 @@ WDT = "http://www.wikidata.org/prop/direct/"
 P, PS, PQ, PQV = (wikidata.WDQS_PREFIXES[k] for k in ("p", "ps", "pq", "pqv"))
 PR, WB = wikidata.WDQS_PREFIXES["pr"], wikidata.WDQS_PREFIXES["wikibase"]
 XSD = "http://www.w3.org/2001/XMLSchema#"
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 ID = DEFAULT_BASE + "id/"
 OWL_SAME_AS = "http://www.w3.org/2002/07/owl#sameAs"
 SAME_AS_QIDS = {"Q83201", "Q1065", "Q7159", "Q47543", "Q227", "Q4648", "Q57371", "Q81068910"}
@@ -144,6 +146,19 @@ def test_every_statement_has_one_value_a_rank_and_its_property(view):
         assert len(objects(view, st.value, PS + pid)) == 1, st
         assert len(objects(view, st.value, WB + "rank")) == 1, st
         assert N(WB + "claim") in {t.predicate for t in view if t.subject == N(WD + pid)}
+
+
+def test_every_property_used_has_its_property_entity(view):
+    # Regression: the property entities were derived in the same pass as the references,
+    # so the reference properties (pr:P248 stated in, pr:P1683 quotation) had none.
+    used = {re.sub(r"^.*/", "", t.predicate.value) for t in view
+            if re.match(r"^http://www\.wikidata\.org/prop/(qualifier/|reference/)?P\d+$",
+                        t.predicate.value)}
+    assert {"P248", "P1683", "P463", "P580"} <= used
+    for pid in used:
+        assert N(WB + "Property") in objects(view, WD + pid, RDF + "type"), pid
+        assert objects(view, WD + pid, WB + "reference") == {
+            N(f"http://www.wikidata.org/prop/reference/{pid}")}, pid
 
 
 def test_references_cite_the_quotes_of_facts(store, view):
