@@ -215,10 +215,8 @@ def build(config: Config, *, log=print) -> Path:
             writer.dumped.wait()  # mem is about to change
         t = time.monotonic()
         derived = wikidata.derive(mem, iris)
-        view = ox.NamedNode(iris.graph("wikidata"))
-        mem.extend(ox.Quad(s, p, o, view) for s, p, o in derived)
         log(f"derived {len(derived)} view triples in {time.monotonic() - t:.2f}s")
-        _add_meta(mem, iris, sources)
+        _add_meta(mem, iris, sources, {ox.NamedNode(iris.graph("wikidata")): len(derived)})
 
         t = time.monotonic()
         store = _write(target, mem, writer, derived, iris)
@@ -239,18 +237,25 @@ def build(config: Config, *, log=print) -> Path:
     return target
 
 
-def _write(target: Path, mem: ox.Store, writer: _Writer | None, derived: list,
+def _write(target: Path, mem: ox.Store, writer: _Writer | None, derived,
            iris: Iris) -> ox.Store:
-    """The on-disk store: the writer's sources plus the views and metadata, or all of ``mem``."""
+    """The on-disk store: the writer's sources plus the view and metadata, or all of ``mem``
+    with the view added to it."""
+    view = ox.NamedNode(iris.graph("wikidata"))
     blank = any(isinstance(t, ox.BlankNode) for tr in derived for t in (tr.subject, tr.object))
     if writer is not None and not blank:
         store = writer.result()
-        added = [ox.NamedNode(iris.graph(name)) for name in ("wikidata", "meta")]
-        store.bulk_extend(q for g in added for q in mem.quads_for_pattern(None, None, None, g))
+        # The view as bytes in one bulk load, not a Python object per quad through mem:
+        # 3 s less for the 0.7M view triples of a 1M-triple graph.
+        store.bulk_load(ox.serialize(derived, format=ox.RdfFormat.N_TRIPLES),
+                        format=ox.RdfFormat.N_TRIPLES, to_graph=view, lenient=True)
+        meta = ox.NamedNode(iris.graph("meta"))
+        store.bulk_extend(mem.quads_for_pattern(None, None, None, meta))
     else:
         if writer is not None:  # its blank nodes were renamed: start over with mem's own
             writer.result()
             shutil.rmtree(target)
+        mem.extend(ox.Quad(s, p, o, view) for s, p, o in derived)
         store = ox.Store(str(target))
         store.bulk_extend(mem.quads_for_pattern(None, None, None, None))
     store.flush()
@@ -258,8 +263,10 @@ def _write(target: Path, mem: ox.Store, writer: _Writer | None, derived: list,
     return store
 
 
-def _add_meta(mem: ox.Store, iris: Iris, sources: Sources) -> None:
-    """Build metadata and VoID counts, in the meta graph."""
+def _add_meta(mem: ox.Store, iris: Iris, sources: Sources,
+              counted: dict[ox.NamedNode, int] | None = None) -> None:
+    """Build metadata and VoID counts, in the meta graph; ``counted``: triples of graphs
+    not (yet) in ``mem`` (the view goes to disk straight from the derivation)."""
     meta = ox.NamedNode(iris.graph("meta"))
     run = ox.NamedNode(iris.base + "build")
     dataset = ox.NamedNode(iris.dataset)
@@ -279,8 +286,10 @@ def _add_meta(mem: ox.Store, iris: Iris, sources: Sources) -> None:
     total = 0
     for name in ("ontology", "facts", "links", "wikidata"):
         graph = N(iris.graph(name))
-        (row,) = mem.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {graph} {{ ?s ?p ?o }} }}")
-        n = int(row["n"].value)
+        n = (counted or {}).get(graph)
+        if n is None:
+            (row,) = mem.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {graph} {{ ?s ?p ?o }} }}")
+            n = int(row["n"].value)
         total += n
         quads += [(dataset, N(META["subset"]), graph), (graph, N(META["type"]), N(META["dataset"])),
                   (graph, N(META["sd_name"]), graph),
