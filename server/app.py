@@ -36,8 +36,12 @@ DUMPS = {  # file name -> format; the whole dataset, graphs kept where the forma
 RELOAD_EVERY = 2.0  # seconds between checks for a newly built store
 
 
-def create_app(config: Config | None = None) -> Flask:
+def create_app(config: Config | None = None, *, executor=None) -> Flask:
     """Build the WSGI app over the store in ``config.store`` (built beforehand).
+
+    ``executor`` replaces the one made from ``config`` (the worker pool, or ``--backend``):
+    any object with :class:`server.executor.Executor`'s ``query``/``update``/``reload``/
+    ``stats``/``close``; ``bench/`` passes one without deadlines to price them.
 
     Query requests on /sparql are answered by :class:`server.edge.FastQueries` in front of
     Flask (``app.wsgi_app``); the Flask route answers them the same way when called directly.
@@ -51,7 +55,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_body
     state = _StoreState(config)
     writable = config.update_token is not None
-    executor = _executor(config, state.path, writable)
+    if executor is None:
+        executor = _executor(config, state.path, writable)
     atexit.register(executor.close)
     state.executor = executor
     metrics = Metrics()

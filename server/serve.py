@@ -10,8 +10,8 @@ from .config import Config
 
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, config: Config):
-        self.config_ = config
+    def __init__(self, config: Config, make_app=None):
+        self.config_, self.make_app = config, make_app
         super().__init__()
 
     def load_config(self) -> None:
@@ -35,7 +35,7 @@ class _Gunicorn(BaseApplication):
     def load(self):
         from .app import create_app
 
-        return create_app(self.config_)
+        return (self.make_app or create_app)(self.config_)
 
 
 def _worker_exit(server, worker) -> None:
@@ -51,5 +51,6 @@ def _worker_exit(server, worker) -> None:
     os._exit(0)
 
 
-def run(config: Config) -> None:
-    _Gunicorn(config).run()
+def run(config: Config, make_app=None) -> None:
+    """Serve ``make_app(config)`` (default: :func:`server.app.create_app`) under gunicorn."""
+    _Gunicorn(config, make_app).run()

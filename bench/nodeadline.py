@@ -1,0 +1,87 @@
+"""``namkg serve`` without its deadline machinery: the price of that machinery, measured.
+
+The same app (Flask routes, the WSGI fast path, safety checks, negotiation, CORS, gzip, log,
+metrics) under the same gunicorn settings, but queries run in the request thread on one
+in-process read-only store instead of in worker processes killed at the deadline: no pipe,
+no pickling, no worker checkout, no deadline. Unsafe (a runaway query holds its thread until it
+ends), so only for benchmarks: ``python bench/nodeadline.py --store DIR --port N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pyoxigraph as ox
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from server import build as builder  # noqa: E402
+from server.config import Config  # noqa: E402
+from server.executor import (  # noqa: E402
+    NotAcceptable,
+    QueryError,
+    QuerySyntaxError,
+    Result,
+    UpdateRefused,
+    _serve,
+)
+
+
+class InThread:
+    """Executor's interface, with each query run in the calling thread (no deadline)."""
+
+    def __init__(self, path: Path, result_limit: int):
+        self.result_limit = result_limit
+        self.store = ox.Store.read_only(str(path))
+        self.queries = 0
+
+    def query(self, sparql: str, *, solutions_format: str | None, graph_format: str | None,
+              default_graphs=None, named_graphs=None, base_iri=None, timeout=None) -> Result:
+        self.queries += 1
+        job = ("query", sparql, solutions_format, graph_format, default_graphs, named_graphs,
+               base_iri, self.result_limit)
+        try:  # the errors a worker maps in server.executor._worker_main
+            reply = _serve(self.store, job)
+        except SyntaxError as exc:
+            raise QuerySyntaxError(str(exc)) from None
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise QueryError(f"query evaluation failed: {exc}", 400) from None
+        if reply[0] == "notacceptable":
+            raise NotAcceptable(f"no acceptable format for a {reply[1]} result")
+        return Result(*reply[1:])
+
+    def update(self, sparql: str, *, timeout=None) -> None:
+        raise UpdateRefused("this endpoint is read-only: updates are not accepted")
+
+    def reload(self, store_path) -> None:
+        self.store = ox.Store.read_only(str(store_path))
+
+    def stats(self) -> dict:
+        return {"workers": 1, "busy": 0, "long": 0, "starting": 0, "timeouts": 0,
+                "crashes": 0, "queries": self.queries, "pids": []}
+
+    def close(self) -> None:
+        pass
+
+
+def make_app(config: Config):
+    from server.app import create_app
+
+    return create_app(config, executor=InThread(builder.current_path(config.store),
+                                                config.result_limit))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--store", type=Path, required=True)
+    ap.add_argument("--port", type=int, required=True)
+    args = ap.parse_args(argv)
+    from server.serve import run
+
+    run(Config.from_env(store=args.store, port=args.port, host="127.0.0.1"), make_app)
+
+
+if __name__ == "__main__":
+    main()
