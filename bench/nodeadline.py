@@ -19,14 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server import build as builder  # noqa: E402
 from server.config import Config  # noqa: E402
-from server.executor import (  # noqa: E402
-    NotAcceptable,
-    QueryError,
-    QuerySyntaxError,
-    Result,
-    UpdateRefused,
-    _serve,
-)
+from server.executor import Result, UpdateRefused, answer, query_job, unwrap  # noqa: E402
 
 
 class InThread:
@@ -40,17 +33,9 @@ class InThread:
     def query(self, sparql: str, *, solutions_format: str | None, graph_format: str | None,
               default_graphs=None, named_graphs=None, base_iri=None, timeout=None) -> Result:
         self.queries += 1
-        job = ("query", sparql, solutions_format, graph_format, default_graphs, named_graphs,
-               base_iri, self.result_limit)
-        try:  # the errors a worker maps in server.executor._worker_main
-            reply = _serve(self.store, job)
-        except SyntaxError as exc:
-            raise QuerySyntaxError(str(exc)) from None
-        except (RuntimeError, ValueError, TypeError) as exc:
-            raise QueryError(f"query evaluation failed: {exc}", 400) from None
-        if reply[0] == "notacceptable":
-            raise NotAcceptable(f"no acceptable format for a {reply[1]} result")
-        return Result(*reply[1:])
+        job = query_job(sparql, solutions_format, graph_format, default_graphs, named_graphs,
+                        base_iri, self.result_limit)
+        return Result(*unwrap(answer(self.store, job))[1:])  # as a worker would answer
 
     def update(self, sparql: str, *, timeout=None) -> None:
         raise UpdateRefused("this endpoint is read-only: updates are not accepted")

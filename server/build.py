@@ -157,7 +157,7 @@ def _rebase(term, default: Iris, iris: Iris):
 class _Writer(threading.Thread):
     """Writes the sources into the new build while validation and the views run: Oxigraph's
     bulk loader releases the GIL. It reparses a dump, which renames blank nodes, so the views
-    may only be added to it if they hold none (:func:`build` checks)."""
+    may only be added to it if they hold none (:func:`_write` checks)."""
 
     def __init__(self, target: Path, mem: ox.Store):
         super().__init__(name="namkg-build-writer", daemon=True)

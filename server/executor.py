@@ -185,10 +185,8 @@ class Executor:
                 if kind.from_media_type(media) is None:
                     raise ValueError(f"unsupported media type: {media!r}")
                 _KNOWN_MEDIA.add((kind, media))
-        job = ("query", sparql, solutions_format, graph_format,
-               None if default_graphs is None else list(default_graphs),
-               None if named_graphs is None else list(named_graphs), base_iri,
-               self.result_limit)
+        job = query_job(sparql, solutions_format, graph_format, default_graphs, named_graphs,
+                        base_iri, self.result_limit)
         reply = self._run(job, self.timeout if timeout is None else timeout)
         return Result(*reply[1:])
 
@@ -311,14 +309,7 @@ class Executor:
             self._costs.move_to_end(key)
             if len(self._costs) > _COSTS_KEPT:
                 self._costs.popitem(last=False)
-        kind = reply[0]
-        if kind in ("ok", "done"):
-            return reply
-        if kind == "syntax":
-            raise QuerySyntaxError(reply[1])
-        if kind == "notacceptable":
-            raise NotAcceptable(f"no acceptable format for a {reply[1]} result")
-        raise QueryError(reply[2], reply[1])
+        return unwrap(reply)
 
     def _await_reply(self, w: _Worker, started: float, deadline: float,
                      grace: float) -> tuple | None:
@@ -594,20 +585,45 @@ def _worker_main(conn, path: str, writable: bool, memory_mb: int) -> None:
             job = conn.recv()
         except (EOFError, OSError):
             return  # the parent closed the pipe or died
-        try:
-            reply = _serve(store, job)
-        except SyntaxError as exc:
-            reply = ("syntax", str(exc))
-        except MemoryError:
-            reply = ("error", 503, "the query ran out of memory")
-        except (RuntimeError, ValueError, TypeError) as exc:
-            reply = ("error", 400, f"query evaluation failed: {exc}")
-        except Exception as exc:  # noqa: BLE001 - the worker must keep serving
-            reply = ("error", 500, f"query failed: {type(exc).__name__}: {exc}")
+        reply = answer(store, job)
         try:
             conn.send((reply, time.process_time()))  # CPU used: the parent's priority basis
         except (OSError, ValueError):
             return
+
+
+def query_job(sparql: str, solutions_format: str | None, graph_format: str | None,
+              default_graphs, named_graphs, base_iri: str | None, limit: int) -> tuple:
+    """The message a worker answers a query from (plain, picklable values)."""
+    return ("query", sparql, solutions_format, graph_format,
+            None if default_graphs is None else list(default_graphs),
+            None if named_graphs is None else list(named_graphs), base_iri, limit)
+
+
+def answer(store: ox.Store, job: tuple) -> tuple:
+    """The reply to ``job`` on ``store``: a tuple that pickles, never an exception."""
+    try:
+        return _serve(store, job)
+    except SyntaxError as exc:
+        return ("syntax", str(exc))
+    except MemoryError:
+        return ("error", 503, "the query ran out of memory")
+    except (RuntimeError, ValueError, TypeError) as exc:
+        return ("error", 400, f"query evaluation failed: {exc}")
+    except Exception as exc:  # noqa: BLE001 - the worker must keep serving
+        return ("error", 500, f"query failed: {type(exc).__name__}: {exc}")
+
+
+def unwrap(reply: tuple) -> tuple:
+    """A successful reply as it is; a failed one raised as its :class:`QueryError`."""
+    kind = reply[0]
+    if kind in ("ok", "done"):
+        return reply
+    if kind == "syntax":
+        raise QuerySyntaxError(reply[1])
+    if kind == "notacceptable":
+        raise NotAcceptable(f"no acceptable format for a {reply[1]} result")
+    raise QueryError(reply[2], reply[1])
 
 
 def _fewer_malloc_arenas() -> None:
