@@ -1,7 +1,7 @@
 """``namkg serve`` without its deadline machinery: the price of that machinery, measured.
 
 The same app (Flask routes, the WSGI fast path, safety checks, negotiation, CORS, gzip, log,
-metrics) under the same gunicorn settings, but queries run in the request thread on one
+metrics) under the same HTTP server settings, but queries run in the request thread on one
 in-process read-only store instead of in worker processes killed at the deadline: no pipe,
 no pickling, no worker checkout, no deadline. Unsafe (a runaway query holds its thread until it
 ends), so only for benchmarks: ``python bench/nodeadline.py --store DIR --port N``.

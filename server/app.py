@@ -19,6 +19,7 @@ import pyoxigraph as ox
 from flask import Flask, Response, abort, g, request, send_file
 
 from . import build as builder
+from .cache import ResponseCache
 from .config import Config
 from .edge import CORS, Edge, FastQueries, compressible, gzipped
 from .executor import Executor
@@ -107,8 +108,11 @@ def create_app(config: Config | None = None, *, executor=None) -> Flask:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Updates and a remote backend change the data behind the cache's back: no cache then.
+    cache = (ResponseCache(config.response_cache_mb * 2**20)
+             if config.response_cache_mb > 0 and not writable and not config.backend else None)
     app.wsgi_app = FastQueries(app.wsgi_app, make_query_handler(executor, config, iris), edge,
-                               max_body=config.max_body, logger=app.logger)
+                               max_body=config.max_body, logger=app.logger, cache=cache)
     return app
 
 

@@ -28,7 +28,7 @@ class Config:
     base_iri: str = DEFAULT_BASE
     host: str = "127.0.0.1"
     port: int = 8000
-    http_threads: int = 16  # gunicorn threads serving HTTP
+    http_threads: int = 16  # Python threads of the HTTP worker (granian)
     query_workers: int = 8  # processes running queries (~30 MB each), killed at the deadline
     query_timeout: float = 5.0  # seconds
     max_body: int = 1_000_000  # bytes of a request body
@@ -37,6 +37,7 @@ class Config:
     service_allowlist: tuple[str, ...] = ()
     update_token: str | None = None
     rate_limit: float = 0.0  # requests per second per client; 0 = off
+    response_cache_mb: int = 64  # answers to repeated queries kept per build; 0 = off
     backend: str | None = None  # a remote SPARQL endpoint to serve from instead of the store
     backend_user: str | None = None  # its user; the password only from NAMKG_BACKEND_PASSWORD
 

@@ -10,8 +10,10 @@ hooks in :mod:`server.app`, on plain header lists; every other request goes to F
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
+import io
 import json
 import logging
 import threading
@@ -21,6 +23,7 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
+from .cache import KEY_BODY_MAX, ResponseCache, volatile
 from .endpoint import PLAIN, Answer, is_query
 
 log = logging.getLogger("namkg.access")
@@ -86,16 +89,36 @@ class Edge:
         }))
 
 
+def _cache_key(environ, method: str) -> tuple | None:
+    """The cache key of a query request, or None when its body is too large or unknown in
+    length to be worth keeping; a body read here is put back for the handler to read."""
+    body = b""
+    if method == "POST":
+        length = environ.get("CONTENT_LENGTH", "")
+        if not length.isdigit() or int(length) > KEY_BODY_MAX:
+            return None
+        body = environ["wsgi.input"].read(int(length))
+        environ["wsgi.input"] = io.BytesIO(body)
+        if len(body) != int(length):  # the client sent less: the handler will say so
+            return None
+    return ResponseCache.key(method, environ.get("QUERY_STRING", ""),
+                             environ.get("CONTENT_TYPE", ""), environ.get("HTTP_ACCEPT", ""), body)
+
+
+@functools.lru_cache(maxsize=4096)  # a repeated query is hashed once
 def _hash(text: str | None) -> str | None:
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16] if text else None
 
 
 class FastQueries:
     """WSGI middleware: query requests on ``/sparql`` answered without Flask; the rest to
-    ``app`` (Flask's own ``wsgi_app``, which answers queries identically, only slower)."""
+    ``app`` (Flask's own ``wsgi_app``, which answers queries identically, only slower).
+    With a ``cache``, a repeated query on the same build is answered from it."""
 
-    def __init__(self, app, answer, edge: Edge, *, max_body: int, logger: logging.Logger):
+    def __init__(self, app, answer, edge: Edge, *, max_body: int, logger: logging.Logger,
+                 cache: ResponseCache | None = None):
         self.app, self.answer, self.edge, self.logger = app, answer, edge, logger
+        self.cache = cache
         # werkzeug's request, limited like Flask's (MAX_CONTENT_LENGTH) for read_body
         self.request_class = type("QueryRequest", (Request,), {"max_content_length": max_body})
         self.statuses: dict[int, str] = {}
@@ -103,19 +126,14 @@ class FastQueries:
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") != QUERY_PATH:
             return self.app(environ, start_response)
-        request = self.request_class(environ)
-        if not is_query(request):
+        method = environ.get("REQUEST_METHOD", "GET").upper()  # as werkzeug reads them
+        if not is_query(method, environ.get("QUERY_STRING", "").encode("latin-1")):
             return self.app(environ, start_response)
         started = time.perf_counter()
-        method, remote = request.method, request.remote_addr
+        remote = environ.get("REMOTE_ADDR")
         answer = self.edge.admit(method, QUERY_PATH, remote)
         if answer is None:
-            try:
-                answer = self.answer(request)
-            except Exception:  # as Flask does: log it, answer 500, still pass the edge
-                self.logger.exception("Exception on %s [%s]", QUERY_PATH, method)
-                answer = Answer(500, [("Content-Type", "text/html; charset=utf-8")],
-                                InternalServerError().get_body().encode("utf-8"))
+            answer = self._answer(environ, method)
         status, body, headers = answer.status, answer.body, list(answer.headers)
         mimetype = next(v for k, v in headers if k == "Content-Type").split(";")[0].strip()
         packed = (gzipped(body) if compressible(status, mimetype,
@@ -130,6 +148,26 @@ class FastQueries:
                        time.perf_counter() - started, len(body), answer.text)
         start_response(self._status(status), headers)
         return [] if method == "HEAD" else [body]
+
+    def _answer(self, environ, method: str) -> Answer:
+        cache = self.cache
+        key = None if cache is None else _cache_key(environ, method)
+        if key is not None:
+            build = self.edge.state.path  # read before the query runs: see ResponseCache.put
+            answer = cache.get(build, key)
+            if answer is not None:
+                self.edge.metrics.count("namkg_response_cache_hits_total")
+                return answer
+        try:
+            answer = self.answer(self.request_class(environ))
+        except Exception:  # as Flask does: log it, answer 500, still pass the edge
+            self.logger.exception("Exception on %s [%s]", QUERY_PATH, method)
+            return Answer(500, [("Content-Type", "text/html; charset=utf-8")],
+                          InternalServerError().get_body().encode("utf-8"))
+        if (key is not None and answer.status == 200 and answer.text is not None
+                and not volatile(answer.text)):
+            cache.put(build, key, answer, size=len(answer.body))
+        return answer
 
     def _status(self, code: int) -> str:
         line = self.statuses.get(code)

@@ -85,10 +85,13 @@ def _query_error(exc: QueryError, text: str | None = None) -> Answer:
     return error_answer(exc.status, exc.message, headers, text)
 
 
-def is_query(request) -> bool:
-    """Whether a /sparql request asks a query (else: service description, OPTIONS, 405)."""
-    method = request.method
-    return method == "POST" or (method in ("GET", "HEAD") and query_text_present(request))
+def is_query(method: str, query_string: bytes) -> bool:
+    """Whether a /sparql request asks a query (else: service description, OPTIONS, 405).
+
+    >>> is_query("GET", b"query=ASK%7B%7D"), is_query("GET", b""), is_query("POST", b"")
+    (True, False, True)
+    """
+    return method == "POST" or (method in ("GET", "HEAD") and query_text_present(query_string))
 
 
 def make_query_handler(executor, config: Config, iris: Iris):
@@ -196,7 +199,7 @@ def make_blueprint(executor, config: Config, iris: Iris, *, update_executor=None
         if request.method in _NOT_ALLOWED:
             return error(405, f"{request.method} is not allowed here; query with GET or POST",
                          {"Allow": QUERY_ALLOW})
-        if not is_query(request):
+        if not is_query(request.method, request.query_string):
             try:
                 return describe_service()
             except ProtocolError as exc:

@@ -346,7 +346,7 @@ class Executor:
     def _checkout(self, deadline: float, timeout: float) -> _Worker:
         if os.getpid() != self._pid:
             raise RuntimeError("Executor was created before a fork; create it in the process "
-                               "that uses it (e.g. in each gunicorn worker, not the master)")
+                               "that uses it (the HTTP worker, not its parent)")
         while True:
             with self._cond:
                 while not self._idle:
@@ -529,7 +529,7 @@ def _preload() -> None:
     name = getattr(main.__spec__, "name", None)
     if name:  # python -m package.module
         modules += [] if name.endswith("__main__") else [name]
-    else:  # a script, like gunicorn's: preload the modules it took names from
+    else:  # a script (a console entry point): preload the modules it took names from
         for value in list(vars(main).values()):
             mod = value.__name__ if isinstance(value, types.ModuleType) else getattr(
                 value, "__module__", None)

@@ -407,9 +407,9 @@ def parse_update_request(request, *, max_body: int) -> SparqlRequest:
     return SparqlRequest(text=text)
 
 
-def query_text_present(request) -> bool:
+def query_text_present(query_string: bytes) -> bool:
     """Whether a GET/HEAD carries a ``query`` parameter (no parameter = service description)."""
-    return any(part.split(b"=")[0] == b"query" for part in request.query_string.split(b"&"))
+    return any(part.split(b"=")[0] == b"query" for part in query_string.split(b"&"))
 
 
 # ---------------------------------------------------------------- service description

@@ -1,56 +1,69 @@
-"""Run the app under gunicorn (threads in one process; queries go to the executor's workers)."""
+"""Run the app under granian: one HTTP worker process (its Rust HTTP/1.1 server with a pool of
+Python threads), supervised by the ``namkg serve`` process; queries go to the executor's workers.
+
+Why granian, not gunicorn: on this 2-core machine gunicorn's threaded worker answers at most
+~2,600 requests/s with an app that does nothing, so no app under it could come near in-process
+speed; granian's HTTP layer is Rust and leaves the CPU to the app (see docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+from functools import partial
 
-from gunicorn.app.base import BaseApplication
+from granian.constants import Interfaces
+from granian.http import HTTP1Settings
+from granian.log import LogLevels
+from granian.server.mp import MPServer
 
 from .config import Config
 
-
-class _Gunicorn(BaseApplication):
-    def __init__(self, config: Config, make_app=None):
-        self.config_, self.make_app = config, make_app
-        super().__init__()
-
-    def load_config(self) -> None:
-        c = self.config_
-        for key, value in {
-            "bind": f"[{c.host}]:{c.port}" if ":" in c.host else f"{c.host}:{c.port}",
-            "workers": 1,  # one process; the query executor owns the parallel workers
-            "worker_class": "gthread",
-            "threads": c.http_threads,
-            "timeout": int(c.query_timeout * 4) + 30,
-            "graceful_timeout": 5,
-            "accesslog": None,  # the app logs one structured line per request itself
-            "errorlog": "-",
-            "loglevel": "info",
-            "limit_request_line": 16384,
-            "worker_exit": _worker_exit,
-            "control_socket_disable": True,  # gunicorn 27 shares one socket path otherwise
-        }.items():
-            self.cfg.set(key, value)
-
-    def load(self):
-        from .app import create_app
-
-        return (self.make_app or create_app)(self.config_)
+_APP = None  # the worker's app, so that the worker can stop its query workers on the way out
 
 
-def _worker_exit(server, worker) -> None:
-    """Stop the query workers, then leave without interpreter finalization: tearing down
-    pyoxigraph's RocksDB handles there crashed the worker with SIGSEGV on every SIGTERM."""
-    import os
+def _load(config: Config, make_app):
+    global _APP
+    if make_app is None:
+        from .app import create_app as make_app
+    _APP = make_app(config)
+    return _APP
 
-    app = getattr(worker, "wsgi", None)
-    ext = getattr(app, "extensions", {}).get("namkg") if app is not None else None
-    if ext is not None:
-        ext["executor"].close()
-    logging.shutdown()
-    os._exit(0)
+
+def _worker(*args, **kwargs) -> None:
+    """granian's WSGI worker; then stop the query workers and leave without interpreter
+    finalization: tearing down pyoxigraph's RocksDB handles there crashed with SIGSEGV."""
+    try:
+        MPServer._spawn_wsgi_worker(*args, **kwargs)
+    finally:
+        ext = getattr(_APP, "extensions", {}).get("namkg") if _APP is not None else None
+        if ext is not None:
+            ext["executor"].close()
+        logging.shutdown()
+        os._exit(0)
+
+
+def server(config: Config) -> MPServer:
+    """The granian server for ``config`` (not started)."""
+    return MPServer(
+        "namkg",  # a name only: the app comes from _load
+        address=config.host,
+        port=config.port,
+        interface=Interfaces.WSGI,
+        workers=1,  # one process; the query executor owns the parallel workers
+        blocking_threads=config.http_threads,
+        # Room for a request line twice the body limit, so that the app itself refuses a longer
+        # query string with a 414 that says why (granian's own refusal is a bare 431).
+        http1_settings=HTTP1Settings(header_read_timeout=30_000, keep_alive=True,
+                                     max_buffer_size=2 * config.max_body + 64 * 1024),
+        log_level=LogLevels.info,
+        log_access=False,  # the app logs one structured line per request itself
+        respawn_failed_workers=True,  # a crashed HTTP worker is replaced
+        workers_kill_timeout=10,
+    )
 
 
 def run(config: Config, make_app=None) -> None:
-    """Serve ``make_app(config)`` (default: :func:`server.app.create_app`) under gunicorn."""
-    _Gunicorn(config, make_app).run()
+    """Serve ``make_app(config)`` (default: :func:`server.app.create_app`) under granian."""
+    server(config).serve(spawn_target=_worker, target_loader=partial(_load, config, make_app),
+                         wrap_loader=False)

@@ -2,7 +2,7 @@
 builds killed mid-way, rebuilds picked up while serving, and concurrent or failing updates.
 
 The process helpers read /proc (Linux): the server runs in its own session, so every process
-it started (gunicorn, fork server, query workers) has the server's pid as session id.
+it started (its HTTP worker, fork server, query workers) has the server's pid as session id.
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ def stopped(built_store) -> dict:
     with served(built_store, {"NAMKG_QUERY_TIMEOUT": str(DEADLINE)}) as srv:
         assert count(srv.url) > 1000
         leader, started = srv.proc.pid, time.monotonic()
-        assert len(tree(leader)) >= 4  # gunicorn, its worker, the fork server, query workers
+        assert len(tree(leader)) >= 4  # granian, its worker, the fork server, query workers
         os.kill(leader, signal.SIGTERM)
         code = srv.proc.wait(30)
         seconds = time.monotonic() - started

@@ -1,0 +1,96 @@
+"""Answers to repeated queries, kept while the served build stays the same.
+
+The served store is read-only and a build never changes once it is swapped in, so the same
+request on the same build gets the same answer: a repeated query need not run again. This is
+the response cache a caching proxy would give in front of the endpoint, except that it knows
+exactly when the data changes (a new build) and which queries are not repeatable.
+
+Kept: successful (200) answers to query requests whose answer depends on nothing but the
+request line, ``Content-Type``, ``Accept`` and a small body. Never kept: errors, timeouts, and
+queries whose text mentions a function that differs per call (``RAND``, ``NOW``, ``UUID``,
+``STRUUID``, ``BNODE``), ``SERVICE`` (someone else's data) or a ``\\u`` escape (which could
+spell either); the test is on the raw text, so a false alarm only costs a cache miss.
+Updates (``NAMKG_UPDATE_TOKEN``) or a remote ``--backend`` change the data behind our back,
+so :func:`server.app.create_app` gives them no cache.
+
+>>> c = ResponseCache(max_bytes=80_000)
+>>> key = ResponseCache.key("GET", "query=ASK%7B%7D", "", "", b"")
+>>> c.put("build-1", key, "answer", size=9_000)
+>>> c.get("build-1", key), c.get("build-2", key)  # a new build empties the cache
+('answer', None)
+>>> c.get("build-1", key) is None
+True
+>>> keys = [ResponseCache.key("GET", f"query={i}", "", "", b"") for i in range(10)]
+>>> for i, k in enumerate(keys):
+...     c.put("build-2", k, i, size=9_000)
+>>> [c.get("build-2", k) for k in keys]  # 80 kB hold the 8 most recent
+[None, None, 2, 3, 4, 5, 6, 7, 8, 9]
+>>> c.put("build-2", key, "huge", size=20_000)  # over an eighth of the cache: not kept
+>>> c.get("build-2", key) is None
+True
+>>> volatile("SELECT (NOW() AS ?t) {}"), volatile("SELECT * { ?s ?p ?o } LIMIT 10")
+(True, False)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+KEY_BODY_MAX = 16 * 1024  # bytes: larger request bodies are answered, never cached
+_VOLATILE = ("rand", "now", "uuid", "bnode", "service", "\\u")
+
+
+def volatile(text: str) -> bool:
+    """Whether a query's answer may differ between two runs on the same data."""
+    low = text.lower()
+    return any(word in low for word in _VOLATILE)
+
+
+class ResponseCache:
+    """A least-recently-used map of request -> answer for one build, at most ``max_bytes``."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.bytes = max_bytes, 0
+        self.build: object = None
+        self.entries: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def key(method: str, query_string: str, content_type: str, accept: str,
+            body: bytes) -> tuple:
+        """What a query's answer depends on (HEAD is answered as GET, without the body)."""
+        return ("GET" if method == "HEAD" else method, query_string, content_type, accept, body)
+
+    def get(self, build: object, key: tuple):
+        with self.lock:
+            if build != self.build:
+                self._clear(build)
+                return None
+            entry = self.entries.get(key)
+            if entry is None:
+                return None
+            self.entries.move_to_end(key)
+            return entry[0]
+
+    def put(self, build: object, key: tuple, value, *, size: int) -> None:
+        """Keep ``value`` (about ``size`` bytes with its key) if it was made on ``build``, the
+        build now served: an answer computed before a reload must not outlive it."""
+        size += len(key[1]) + len(key[4]) + 200
+        if size > self.max_bytes // 8:  # one huge answer would flush everything else
+            return
+        with self.lock:
+            if build != self.build:
+                self._clear(build)
+            old = self.entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            self.entries[key] = (value, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                _, (_, dropped) = self.entries.popitem(last=False)
+                self.bytes -= dropped
+
+    def _clear(self, build: object) -> None:
+        self.entries.clear()
+        self.bytes, self.build = 0, build
