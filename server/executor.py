@@ -34,6 +34,7 @@ import math
 import multiprocessing
 import os
 import resource
+import select
 import signal
 import sys
 import threading
@@ -133,12 +134,20 @@ class Result:
 
 
 class _Worker:
-    __slots__ = ("proc", "conn", "pid", "gen", "path", "started", "nice", "cpu")
+    __slots__ = ("proc", "conn", "pid", "gen", "path", "started", "nice", "cpu", "poller")
 
     def __init__(self, proc, conn, gen: int, path: str, started: float):
         self.proc, self.conn, self.gen, self.pid = proc, conn, gen, proc.pid
         self.path, self.started, self.nice = path, started, 0
         self.cpu = 0.0  # the worker's CPU seconds when it last replied
+        # One poll object for the worker's life: Connection.poll builds a selector per call
+        # (~40 us of the request thread's time per query).
+        self.poller = select.poll()
+        self.poller.register(conn.fileno(), select.POLLIN)
+
+    def readable(self, timeout: float) -> bool:
+        """Whether the worker has replied (or died: EOF reads as readable) within ``timeout``."""
+        return bool(self.poller.poll(max(0.0, timeout) * 1000))
 
 
 class Executor:
@@ -318,7 +327,7 @@ class Executor:
         wait = _NICE_STEPS[0][0]
         long = False
         while True:
-            if w.conn.poll(max(0.0, min(time.monotonic() + wait, deadline) - time.monotonic())):
+            if w.readable(min(time.monotonic() + wait, deadline) - time.monotonic()):
                 reply, w.cpu = w.conn.recv()
                 return reply
             now = time.monotonic()
@@ -359,7 +368,7 @@ class Executor:
                     self._cond.wait(remaining)
                 w = self._idle.pop()
                 self._busy.add(w)
-            if not w.conn.poll(0):  # an idle worker has nothing to say unless it died
+            if not w.readable(0):  # an idle worker has nothing to say unless it died
                 return w
             self._lost(w, "crashes")
 
