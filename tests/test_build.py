@@ -120,9 +120,8 @@ def test_views_with_blank_nodes_join_the_sources(tmp_path):
         writer = build._Writer(tmp_path / name, mem)
         writer.start()
         writer.dumped.wait()
-        derived = [ox.Triple(node, p, ox.Literal("in the view"))]
-        mem.extend(ox.Quad(*t, view) for t in derived)
-        store = build._write(tmp_path / name, mem, writer, derived, iris)
+        mem.add(ox.Quad(node, p, ox.Literal("in the view"), view))
+        store = build._write(tmp_path / name, mem, writer, iris)
         assert store.query(f"ASK {{ GRAPH {facts} {{ <urn:s> <urn:p> ?o }} "
                            f"GRAPH {view} {{ ?o <urn:p> ?label }} }}"), name
         assert len(store) == 2
