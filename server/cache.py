@@ -74,9 +74,9 @@ class ResponseCache:
             return entry[0]
 
     def put(self, build: object, key: tuple, value, *, size: int) -> None:
-        """Keep ``value`` (about ``size`` bytes with its key) if it was made on ``build``, the
-        build now served: an answer computed before a reload must not outlive it."""
-        size += len(key[1]) + len(key[4]) + 200
+        """Keep ``value`` (``size`` bytes, its key's added here) if it was made on ``build``,
+        the build now served: an answer computed before a reload must not outlive it."""
+        size += len(key[1]) + len(key[4]) + 600  # + Python's own objects (~500 B measured)
         if size > self.max_bytes // 8:  # one huge answer would flush everything else
             return
         with self.lock:

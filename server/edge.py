@@ -166,7 +166,7 @@ class FastQueries:
                           InternalServerError().get_body().encode("utf-8"))
         if (key is not None and answer.status == 200 and answer.text is not None
                 and not volatile(answer.text)):
-            cache.put(build, key, answer, size=len(answer.body))
+            cache.put(build, key, answer, size=len(answer.body) + len(answer.text))
         return answer
 
     def _status(self, code: int) -> str:
