@@ -57,6 +57,8 @@ def server(config: Config) -> MPServer:
         port=config.port,
         interface=Interfaces.WSGI,
         workers=1,  # one process; the query executor owns the parallel workers
+        # More threads than granian's rule of thumb (it warns above 2 x cores + 1): most of
+        # them wait on a query worker's pipe, and a runaway holds one until its deadline.
         blocking_threads=config.http_threads,
         # Room for a request line twice the body limit, so that the app itself refuses a longer
         # query string with a 414 that says why (granian's own refusal is a bare 431).
