@@ -97,7 +97,10 @@ def _cache_key(environ, method: str) -> tuple | None:
         length = environ.get("CONTENT_LENGTH", "")
         if not length.isdigit() or int(length) > KEY_BODY_MAX:
             return None
-        body = environ["wsgi.input"].read(int(length))
+        try:
+            body = environ["wsgi.input"].read(int(length))
+        except (OSError, ValueError):  # a disconnect, as werkzeug takes it
+            body = b""
         environ["wsgi.input"] = io.BytesIO(body)
         if len(body) != int(length):  # the client sent less: the handler will say so
             return None

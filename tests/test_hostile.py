@@ -7,6 +7,7 @@ a refusal that only looks like one (a 400 after the request went out) is caught 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -457,6 +458,9 @@ RAW = {
     "content-length-twice": b"POST /sparql HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n"
                             b"Content-Length: 60\r\nContent-Type: application/sparql-query"
                             b"\r\n\r\nASK {}",
+    # a body shorter than announced: read ahead by the response cache's key, then by the handler
+    "short-body": b"POST /sparql HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n"
+                  b"Content-Type: application/sparql-query\r\n\r\nASK {}",
     "truncated-chunk": b"POST /sparql HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
                        b"Content-Type: application/sparql-query\r\n\r\nff\r\nASK {}",
 }
@@ -467,7 +471,8 @@ def test_raw_garbage_requests_are_never_a_5xx(url, raw):
     host, port = "127.0.0.1", int(url.rsplit(":", 1)[1])
     with socket.create_connection((host, port), timeout=10) as s:
         s.sendall(raw)
-        s.shutdown(socket.SHUT_WR)  # the truncated body ends here
+        with contextlib.suppress(OSError):  # the server may have hung up on the garbage already
+            s.shutdown(socket.SHUT_WR)  # the truncated body ends here
         answer = b""
         try:
             while chunk := s.recv(4096):
