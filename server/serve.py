@@ -60,6 +60,7 @@ def server(config: Config) -> MPServer:
         # More threads than granian's rule of thumb (it warns above 2 x cores + 1): most of
         # them wait on a query worker's pipe, and a runaway holds one until its deadline.
         blocking_threads=config.http_threads,
+        websockets=False,
         # Room for a request line twice the body limit, so that the app itself refuses a longer
         # query string with a 414 that says why (granian's own refusal is a bare 431).
         http1_settings=HTTP1Settings(header_read_timeout=30_000, keep_alive=True,
@@ -71,7 +72,13 @@ def server(config: Config) -> MPServer:
     )
 
 
+def _not_thread_advice(record: logging.LogRecord) -> bool:
+    """granian's advice against many threads (see :func:`server`): expected here, not logged."""
+    return "Python threads" not in record.getMessage()
+
+
 def run(config: Config, make_app=None) -> None:
     """Serve ``make_app(config)`` (default: :func:`server.app.create_app`) under granian."""
+    logging.getLogger("_granian").addFilter(_not_thread_advice)  # kept by granian's dictConfig
     server(config).serve(spawn_target=_worker, target_loader=partial(_load, config, make_app),
                          wrap_loader=False)
