@@ -207,6 +207,34 @@ def test_killed_worker_fails_only_its_query(server):
     assert len(after) == len(before) and busy[0] not in after
 
 
+def _answers(url: str) -> bool:
+    try:
+        return sparql(url, SIMPLE, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_killed_http_worker_is_replaced_and_its_processes_end(built_store):
+    # The HTTP worker (granian's; it owns the query executor) killed with SIGKILL: the main
+    # process starts a new one, which answers again; the old one's fork server and query
+    # workers end with it (their parent gone): nothing of it keeps running.
+    with served(built_store, {"NAMKG_QUERY_TIMEOUT": str(DEADLINE)}) as srv:
+        leader = srv.proc.pid
+        before = settled_tree(srv, WORKERS)
+        [worker] = [pid for pid, p in before.items() if p["ppid"] == leader]
+        os.kill(worker, signal.SIGKILL)
+        assert wait_for(lambda: _answers(srv.url), timeout=30), "no new HTTP worker answered"
+        assert count(srv.url) > 1000 and wait_for(lambda: settled(srv.url, WORKERS))
+
+        def running(pid: int) -> bool:  # a zombie waits for init to reap it: ended
+            return (proc_stat(pid) or {"state": "Z"})["state"] != "Z"
+
+        left = wait_for(lambda: not [p for p in before if p != leader and running(p)],
+                        timeout=20)
+        assert left, [p for p in before if p != leader and running(p)]
+        assert srv.proc.poll() is None
+
+
 # --------------------------------------------------------------------------- start-up
 
 def _garble(build: Path) -> None:
