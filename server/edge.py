@@ -108,9 +108,19 @@ def _cache_key(environ, method: str) -> tuple | None:
                              environ.get("CONTENT_TYPE", ""), environ.get("HTTP_ACCEPT", ""), body)
 
 
-@functools.lru_cache(maxsize=4096)  # a repeated query is hashed once
 def _hash(text: str | None) -> str | None:
-    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16] if text else None
+    """The query's hash in the access log; a repeated short query is hashed once (long ones
+    are not remembered: 1,024 texts of up to 4,096 characters hold at most ~4 MB)."""
+    if not text:
+        return None
+    return _short_hash(text) if len(text) <= 4096 else _sha(text)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+_short_hash = functools.lru_cache(maxsize=1024)(_sha)
 
 
 class FastQueries:

@@ -155,9 +155,10 @@ class Stream:
 
 @pytest.fixture(scope="module")
 def server(built_store):
-    """A read-only server with a short deadline and the default two query workers."""
+    """A read-only server with a short deadline and two query workers; no response cache,
+    so that the simple queries streamed beside a runaway need the workers too."""
     env = {"NAMKG_QUERY_TIMEOUT": str(DEADLINE), "NAMKG_QUERY_WORKERS": "2",
-           "NAMKG_UPDATE_TOKEN": ""}
+           "NAMKG_UPDATE_TOKEN": "", "NAMKG_RESPONSE_CACHE_MB": "0"}
     with served(built_store, env) as srv:
         yield srv
 
