@@ -64,8 +64,11 @@ def create_app(config: Config | None = None, *, executor=None) -> Flask:
     app.extensions["namkg"] = {"config": config, "executor": executor, "metrics": metrics,
                                "state": state, "iris": iris}
 
+    # One query handler (and its memory of texts already checked) for both paths to /sparql.
+    answer_query = make_query_handler(executor, config, iris)
     app.register_blueprint(make_blueprint(executor, config, iris,
-                                          update_executor=executor if writable else None))
+                                          update_executor=executor if writable else None,
+                                          answer_query=answer_query))
     app.register_blueprint(make_pages_blueprint(executor, config, iris,
                                                 examples=load_examples(config.root)))
     for rule, endpoint, view in ROUTES:
@@ -111,8 +114,8 @@ def create_app(config: Config | None = None, *, executor=None) -> Flask:
     # Updates and a remote backend change the data behind the cache's back: no cache then.
     cache = (ResponseCache(config.response_cache_mb * 2**20)
              if config.response_cache_mb > 0 and not writable and not config.backend else None)
-    app.wsgi_app = FastQueries(app.wsgi_app, make_query_handler(executor, config, iris), edge,
-                               max_body=config.max_body, logger=app.logger, cache=cache)
+    app.wsgi_app = FastQueries(app.wsgi_app, answer_query, edge, max_body=config.max_body,
+                               logger=app.logger, cache=cache)
     return app
 
 

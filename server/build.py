@@ -260,6 +260,12 @@ def _write(target: Path, mem: ox.Store, writer: _Writer | None, iris: Iris) -> o
     return store
 
 
+def graph_size(store: ox.Store, graph: ox.NamedNode) -> int:
+    """How many triples ``graph`` of ``store`` holds (counted in Oxigraph, no Python objects)."""
+    (row,) = store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {graph} {{ ?s ?p ?o }} }}")
+    return int(row["n"].value)
+
+
 def _add_meta(mem: ox.Store, iris: Iris, sources: Sources) -> None:
     """Build metadata and VoID counts, in the meta graph."""
     meta = ox.NamedNode(iris.graph("meta"))
@@ -281,8 +287,7 @@ def _add_meta(mem: ox.Store, iris: Iris, sources: Sources) -> None:
     total = 0
     for name in ("ontology", "facts", "links", "wikidata"):
         graph = N(iris.graph(name))
-        (row,) = mem.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {graph} {{ ?s ?p ?o }} }}")
-        n = int(row["n"].value)
+        n = graph_size(mem, graph)
         total += n
         quads += [(dataset, N(META["subset"]), graph), (graph, N(META["type"]), N(META["dataset"])),
                   (graph, N(META["sd_name"]), graph),

@@ -14,13 +14,15 @@ Updates (``NAMKG_UPDATE_TOKEN``) or a remote ``--backend`` change the data behin
 so :func:`server.app.create_app` gives them no cache.
 
 >>> c = ResponseCache(max_bytes=80_000)
->>> key = ResponseCache.key("GET", "query=ASK%7B%7D", "", "", b"")
+>>> key = request_key({"QUERY_STRING": "query=ASK%7B%7D"}, "GET")
+>>> key == request_key({"QUERY_STRING": "query=ASK%7B%7D"}, "HEAD")  # HEAD is a GET, bodiless
+True
 >>> c.put("build-1", key, "answer", size=9_000)
 >>> c.get("build-1", key), c.get("build-2", key)  # a new build empties the cache
 ('answer', None)
 >>> c.get("build-1", key) is None
 True
->>> keys = [ResponseCache.key("GET", f"query={i}", "", "", b"") for i in range(10)]
+>>> keys = [request_key({"QUERY_STRING": f"query={i}"}, "GET") for i in range(10)]
 >>> for i, k in enumerate(keys):
 ...     c.put("build-2", k, i, size=9_000)
 >>> [c.get("build-2", k) for k in keys]  # 80 kB hold the 8 most recent
@@ -28,12 +30,17 @@ True
 >>> c.put("build-2", key, "huge", size=20_000)  # over an eighth of the cache: not kept
 >>> c.get("build-2", key) is None
 True
+>>> import io
+>>> env = {"CONTENT_LENGTH": "10", "wsgi.input": io.BytesIO(b"query=ASK&")}
+>>> request_key(env, "POST")[4], env["wsgi.input"].read()  # the body is put back
+(b'query=ASK&', b'query=ASK&')
 >>> volatile("SELECT (NOW() AS ?t) {}"), volatile("SELECT * { ?s ?p ?o } LIMIT 10")
 (True, False)
 """
 
 from __future__ import annotations
 
+import io
 import threading
 from collections import OrderedDict
 
@@ -47,6 +54,26 @@ def volatile(text: str) -> bool:
     return any(word in low for word in _VOLATILE)
 
 
+def request_key(environ, method: str) -> tuple | None:
+    """What a query request's answer depends on, from its WSGI ``environ``; None when its body
+    is too large or of unknown length to be worth keeping. A body read here is put back for
+    the handler to read."""
+    body = b""
+    if method == "POST":
+        length = environ.get("CONTENT_LENGTH", "")
+        if not length.isdigit() or int(length) > KEY_BODY_MAX:
+            return None
+        try:
+            body = environ["wsgi.input"].read(int(length))
+        except (OSError, ValueError):  # a disconnect, as werkzeug takes it
+            body = b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        if len(body) != int(length):  # the client sent less: the handler will say so
+            return None
+    return ("GET" if method == "HEAD" else method, environ.get("QUERY_STRING", ""),
+            environ.get("CONTENT_TYPE", ""), environ.get("HTTP_ACCEPT", ""), body)
+
+
 class ResponseCache:
     """A least-recently-used map of request -> answer for one build, at most ``max_bytes``."""
 
@@ -55,12 +82,6 @@ class ResponseCache:
         self.build: object = None
         self.entries: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
         self.lock = threading.Lock()
-
-    @staticmethod
-    def key(method: str, query_string: str, content_type: str, accept: str,
-            body: bytes) -> tuple:
-        """What a query's answer depends on (HEAD is answered as GET, without the body)."""
-        return ("GET" if method == "HEAD" else method, query_string, content_type, accept, body)
 
     def get(self, build: object, key: tuple):
         with self.lock:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
-import io
 import json
 import logging
 import threading
@@ -23,7 +22,7 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
-from .cache import KEY_BODY_MAX, ResponseCache, volatile
+from .cache import ResponseCache, request_key, volatile
 from .endpoint import PLAIN, Answer, is_query
 
 log = logging.getLogger("namkg.access")
@@ -89,25 +88,6 @@ class Edge:
         }))
 
 
-def _cache_key(environ, method: str) -> tuple | None:
-    """The cache key of a query request, or None when its body is too large or unknown in
-    length to be worth keeping; a body read here is put back for the handler to read."""
-    body = b""
-    if method == "POST":
-        length = environ.get("CONTENT_LENGTH", "")
-        if not length.isdigit() or int(length) > KEY_BODY_MAX:
-            return None
-        try:
-            body = environ["wsgi.input"].read(int(length))
-        except (OSError, ValueError):  # a disconnect, as werkzeug takes it
-            body = b""
-        environ["wsgi.input"] = io.BytesIO(body)
-        if len(body) != int(length):  # the client sent less: the handler will say so
-            return None
-    return ResponseCache.key(method, environ.get("QUERY_STRING", ""),
-                             environ.get("CONTENT_TYPE", ""), environ.get("HTTP_ACCEPT", ""), body)
-
-
 def _hash(text: str | None) -> str | None:
     """The query's hash in the access log; a repeated short query is hashed once (long ones
     are not remembered: 1,024 texts of up to 4,096 characters hold at most ~4 MB)."""
@@ -164,7 +144,7 @@ class FastQueries:
 
     def _answer(self, environ, method: str) -> Answer:
         cache = self.cache
-        key = None if cache is None else _cache_key(environ, method)
+        key = None if cache is None else request_key(environ, method)
         if key is not None:
             build = self.edge.state.path  # read before the query runs: see ResponseCache.put
             answer = cache.get(build, key)

@@ -162,10 +162,13 @@ class _SafeTexts:
                     self.seen.popitem(last=False)
 
 
-def make_blueprint(executor, config: Config, iris: Iris, *, update_executor=None) -> Blueprint:
+def make_blueprint(executor, config: Config, iris: Iris, *, update_executor=None,
+                   answer_query=None) -> Blueprint:
     """Routes over ``executor`` (read-only queries) and ``update_executor`` (writable, optional).
 
     Updates are enabled only when both ``config.update_token`` and ``update_executor`` are set.
+    ``answer_query``: the :func:`make_query_handler` to share with the WSGI fast path (default:
+    one of its own).
     """
     bp = Blueprint("sparql", __name__)
     updates_enabled = config.update_token is not None and update_executor is not None
@@ -190,7 +193,7 @@ def make_blueprint(executor, config: Config, iris: Iris, *, update_executor=None
         )
         return Response(body, content_type=with_charset(media), headers={"Vary": "Accept"})
 
-    answer_query = make_query_handler(executor, config, iris)
+    answer_query = answer_query or make_query_handler(executor, config, iris)
 
     @bp.route("/sparql", methods=["GET", "POST", "OPTIONS", *_NOT_ALLOWED])
     def sparql():

@@ -491,7 +491,7 @@ class Executor:
         return _Worker(proc, ours, gen, path, started)
 
     def _await_ready(self, w: _Worker) -> None:
-        ok = w.conn.poll(_READY_TIMEOUT)
+        ok = w.readable(_READY_TIMEOUT)
         try:
             msg = w.conn.recv() if ok else ("failed", "timed out opening the store")
             if msg[0] == "ready":

@@ -31,6 +31,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from . import __version__
+from .build import graph_size
 from .config import DEFAULT_BASE
 from .iris import Iris
 
@@ -108,11 +109,10 @@ def derive_into(store: ox.Store, iris: Iris, graph: ox.NamedNode) -> int:
                 _add(store, answer, graph)
             if i == 0:
                 _replace_items(store, graph, items)
-        (row,) = store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {graph} {{ ?s ?p ?o }} }}")
     except BaseException:
         store.remove_graph(graph)
         raise
-    return int(row["n"].value)
+    return graph_size(store, graph)
 
 
 def _replace_items(store: ox.Store, graph: ox.NamedNode,
