@@ -1,7 +1,9 @@
 """A bare WSGI SPARQL endpoint: pyoxigraph in-process, no deadline, no safety, no Flask.
 
-The baseline that prices nam-kg's deadline machinery (worker processes, pipes, limits):
-``BENCH_STORE=<build dir> gunicorn -k gthread --threads 16 --chdir bench bare_app:app``.
+The baseline that prices nam-kg's deadline machinery (worker processes, pipes, limits), served
+two ways by bench/run.py: under gunicorn (``BENCH_STORE=<build dir> gunicorn -k gthread
+--threads 16 --chdir bench bare_app:app``) and under granian with ``namkg serve``'s settings
+(the Python ceiling for our server: ``granian --interface wsgi --working-dir bench bare_app:app``).
 """
 
 import os

@@ -7,10 +7,16 @@
    (d) rdflib-endpoint on the same triples; (e) Virtuoso, when ``virtuoso-t`` is installed;
    (f) ``namkg serve``'s own app with queries run in the request thread (bench/nodeadline.py),
    response cache off; (g) ``namkg serve`` with its response cache off (every request runs
-   its query): the deadline machinery's price is (g) against (f). HTTP load comes from
-   ``wrk`` (POST form bodies, a Lua ``done()`` for percentiles), each cell bounded in time.
-2. Start-up from a built store to the first answered query, resident memory of every process.
-3. Growth: generated graphs (bench/generate.py) of 10k, 100k and (unless --quick) 1M triples:
+   its query): the deadline machinery's price is (g) against (f); (h) bench/bare_app.py under
+   granian with ``namkg serve``'s settings (the Python ceiling for our server); (i) a minimal
+   Flask route doing the same (bench/flask_app.py) under the same granian. HTTP load comes
+   from ``wrk`` (POST form bodies, a Lua ``done()`` for percentiles), each cell bounded in time.
+2. Workloads no cache can answer, side by side: a simple SELECT whose text differs on every
+   request (a counter in a comment, built per request by wrk's Lua ``request()``), and entity
+   pages rotating over every /id/ IRI of the built store, as HTML and as Turtle. Virtuoso
+   here runs tuned as its documentation recommends (bench/virtuoso.py).
+3. Start-up from a built store to the first answered query, resident memory of every process.
+4. Growth: generated graphs (bench/generate.py) of 10k, 100k and (unless --quick) 1M triples:
    build time, validation time, competency-query latency in-process and over HTTP.
 
 Missed targets are marked ✗ with the measured figure; the table is written either way. Only
@@ -45,6 +51,9 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 
+from bench.pkg import PKG, cli, ours, serve_settings  # noqa: E402  (our package, named once there)
+from bench.virtuoso import Virtuoso  # noqa: E402
+
 SIMPLE = "SELECT * WHERE { ?s ?p ?o } LIMIT 10"
 CLIENTS = (1, 8, 32)
 JSON_MEDIA = "application/sparql-results+json"
@@ -56,22 +65,66 @@ SYSTEMS = {
     "virtuoso": "(e) Virtuoso",
     "nodeadline": "(f) namkg without deadlines, no cache",
     "nocache": "(g) namkg serve, no cache",
+    "granian": "(h) bare granian+pyoxigraph",
+    "flask": "(i) minimal Flask route (granian)",
 }
+# Section 2: who runs the distinct-text workload (entity pages: namkg only), and its rows.
+DISTINCT_SYSTEMS = ("inproc", "granian", "flask", "namkg", "bare", "virtuoso")
+DISTINCT, HTML_PAGES, TURTLE_PAGES = ("distinct-text simple SELECT", "entity pages, HTML",
+                                      "entity pages, Turtle")
+WORKLOADS = (DISTINCT, HTML_PAGES, TURTLE_PAGES)
 NO_CACHE = {"NAMKG_RESPONSE_CACHE_MB": "0"}
 TARGETS = {
     "http_ratio": 0.40,  # simple SELECT over HTTP at 8 clients / in-process
     "http_p99_ms": 10.0,
+    "distinct_ratio": 0.60,  # namkg / bare granian, distinct texts, 8 clients
+    "distinct_p99_ms": 10.0,
+    "entity_ratio": 0.60,  # entity pages / bare granian's distinct-text SELECT, 8 clients
     "deadline_cost": 0.10,  # 1 - nocache/nodeadline throughput
     "startup_s": 2.0,
     "rss_mb": 150.0,
     "build_1m_s": 60.0,
     "validate_100k_s": 15.0,
 }
-WRK_LUA = """
+WRK_POST = """
 wrk.method = "POST"
 wrk.body = [==[{body}]==]
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Accept"] = "{accept}"
+"""
+# Each request's text differs: "# <wrk thread>-<counter>" before the query, so that no cache
+# (ours, a proxy's, a store's plan cache keyed on text) can answer it.
+WRK_DISTINCT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Accept"] = "{accept}"
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+local n = 0
+function request()
+  n = n + 1
+  return wrk.format(nil, nil, nil, "query=%23+" .. tid .. "-" .. n .. "%0A" .. [==[{body}]==])
+end
+"""
+# GET requests rotating over a list of paths (each wrk thread from its own offset).
+WRK_PATHS = """
+wrk.headers["Accept"] = "{accept}"
+local paths = {{{paths}}}
+local threads = 0
+i = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("i", threads * 7)
+end
+function request()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+"""
+WRK_DONE = """
 function done(summary, latency, requests)
   local e = summary.errors
   local f = io.open([==[{out}]==], "w")
@@ -111,13 +164,20 @@ class Cell:
         return f"{self.rps:,.0f} · {self.p50_ms:.1f}/{self.p99_ms:.1f}{err}"
 
 
-def wrk(url: str, query: str, clients: int, seconds: float, work: Path) -> Cell:
-    """``clients`` keep-alive connections POSTing ``query`` for ``seconds``."""
+def wrk(url: str, query: str, clients: int, seconds: float, work: Path, *,
+        distinct: bool = False, paths: list[str] | None = None, accept: str = JSON_MEDIA
+        ) -> Cell:
+    """``clients`` keep-alive connections POSTing ``query`` for ``seconds`` (with a comment
+    that differs on every request if ``distinct``), or GETting ``paths`` in turn."""
     fd, out = tempfile.mkstemp(suffix=".json", dir=work)
     os.close(fd)
     script = Path(out).with_suffix(".lua")
-    body = urllib.parse.urlencode({"query": query})
-    script.write_text(WRK_LUA.format(body=body, accept=JSON_MEDIA, out=out), "utf-8")
+    if paths is not None:
+        head = WRK_PATHS.format(accept=accept, paths=", ".join(json.dumps(p) for p in paths))
+    else:
+        body = urllib.parse.urlencode({"query": query})
+        head = (WRK_DISTINCT if distinct else WRK_POST).format(body=body, accept=accept)
+    script.write_text(head + WRK_DONE.format(out=out), "utf-8")
     cmd = ["wrk", "-t", str(min(clients, 2)), "-c", str(clients), "-d",
            f"{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script), url]
     subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=True)
@@ -131,8 +191,9 @@ def wrk(url: str, query: str, clients: int, seconds: float, work: Path) -> Cell:
 
 
 def inprocess(store_path: str, cells: list[tuple[str, int]], seconds: float,
-              runs: int | None = None) -> list[dict]:
-    """Threads calling ``Store.query`` + JSON serialization; runs in its own process."""
+              runs: int | None = None, distinct: bool = False) -> list[dict]:
+    """Threads calling ``Store.query`` + JSON serialization; runs in its own process. With
+    ``distinct``, each call's text differs (a counter in a comment, as over HTTP)."""
     import pyoxigraph as ox
 
     store = ox.Store.read_only(store_path)
@@ -145,12 +206,13 @@ def inprocess(store_path: str, cells: list[tuple[str, int]], seconds: float,
         start = time.perf_counter()
         stop = start + seconds
 
-        def loop(mine: list[float], query: str, stop: float) -> None:
+        def loop(mine: list[float], query: str, stop: float, me: int) -> None:
             while (t := time.perf_counter()) < stop or (runs and len(mine) < runs):
-                store.query(query, use_default_graph_as_union=True).serialize(format=fmt)
+                text = f"# {me}-{len(mine)}\n{query}" if distinct else query
+                store.query(text, use_default_graph_as_union=True).serialize(format=fmt)
                 mine.append(time.perf_counter() - t)
 
-        threads = [threading.Thread(target=loop, args=(lat[i], query, stop))
+        threads = [threading.Thread(target=loop, args=(lat[i], query, stop, i))
                    for i in range(clients)]
         for t in threads:
             t.start()
@@ -174,8 +236,10 @@ def _pct(xs: list[float], p: float) -> float:
     return xs[max(0, min(len(xs) - 1, -(-len(xs) * p // 100) - 1))]
 
 
-def run_inprocess(store_path: Path, cells, seconds: float, runs: int | None = None) -> list[dict]:
-    job = {"store": str(store_path), "cells": cells, "seconds": seconds, "runs": runs}
+def run_inprocess(store_path: Path, cells, seconds: float, runs: int | None = None,
+                  distinct: bool = False) -> list[dict]:
+    job = {"store": str(store_path), "cells": cells, "seconds": seconds, "runs": runs,
+           "distinct": distinct}
     return run_job("inprocess", job, len(cells) * (seconds + 60))
 
 
@@ -186,10 +250,8 @@ def breakdown(store_dir: str, n: int = 300) -> dict:
 
     import pyoxigraph as ox
 
-    from server.app import create_app
-    from server.build import current_path
-    from server.config import Config
-    from server.executor import Executor
+    create_app, current_path = ours("app").create_app, ours("build").current_path
+    Config, Executor = ours("config").Config, ours("executor").Executor  # noqa: N806
 
     logging.disable(logging.CRITICAL)  # the access log line is not what is measured here
 
@@ -354,8 +416,8 @@ class Server:
 
 def namkg_server(store: Path, work: Path, env: dict | None = None) -> Server:
     port = free_port()
-    return Server([sys.executable, "-m", "server.cli", "serve", "--store", str(store),
-                   "--port", str(port)], f"http://127.0.0.1:{port}/sparql", env=env,
+    return Server(cli("serve", "--store", str(store), "--port", str(port)),
+                  f"http://127.0.0.1:{port}/sparql", env=env,
                   logfile=work / f"namkg-{port}.log")
 
 
@@ -379,6 +441,22 @@ def bare_server(build: Path, work: Path) -> Server:
                   logfile=work / "bare.log")
 
 
+def granian_server(app: str, build: Path, work: Path) -> Server:
+    """bench/<app>.py under granian, with ``namkg serve``'s settings (bench.pkg)."""
+    s = serve_settings()
+    port = free_port()
+    path = "/sparql" if app == "flask_app" else "/"
+    return Server([sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", str(s["workers"]), "--blocking-threads",
+                   str(s["blocking_threads"]), "--backlog", str(s["backlog"]),
+                   "--backpressure", str(s["backpressure"]), "--http", "1", "--no-ws",
+                   "--http1-keep-alive", "--http1-header-read-timeout",
+                   str(s["header_read_timeout_ms"]), "--log-level", "warning",
+                   "--working-dir", str(BENCH), f"{app}:app"],
+                  f"http://127.0.0.1:{port}{path}", env={"BENCH_STORE": str(build)}, cwd=BENCH,
+                  logfile=work / f"{app}-granian.log")
+
+
 def rdflib_server(turtle: Path, work: Path) -> Server:
     exe = shutil.which("rdflib-endpoint")
     if exe is None:
@@ -393,31 +471,17 @@ def rdflib_server(turtle: Path, work: Path) -> Server:
 
 
 class VirtuosoServer:
-    """tests/virtuoso.py's throwaway Virtuoso, loaded with every named graph of the store."""
+    """bench/virtuoso.py's tuned Virtuoso, loaded with every named graph of the store."""
 
     def __init__(self, store_path: Path, work: Path):
-        import pyoxigraph as ox
-        import requests
-        from requests.auth import HTTPDigestAuth
-
-        from tests.virtuoso import Virtuoso
-
         started = time.perf_counter()
-        self.v = Virtuoso(work / "virtuoso").start()
+        self.v = Virtuoso(work / "virtuoso", clients=max(CLIENTS)).start()
         try:
-            store = ox.Store.read_only(str(store_path))
-            for g in store.named_graphs():
-                body = ox.serialize((ox.Triple(q.subject, q.predicate, q.object) for q in
-                                     store.quads_for_pattern(None, None, None, g)),
-                                    format=ox.RdfFormat.N_TRIPLES)
-                r = requests.put(self.v.gsp_auth, params={"graph": g.value}, data=body,
-                                 headers={"Content-Type": "text/turtle; charset=utf-8"},
-                                 auth=HTTPDigestAuth(*self.v.auth), timeout=300)
-                r.raise_for_status()
+            self.v.load(store_path)
         except BaseException:
             self.v.stop()
             raise
-        self.url = self.v.sparql
+        self.url = self.v.url
         self.proc = self.v.proc
         self.startup_s = time.perf_counter() - started
 
@@ -433,8 +497,8 @@ def build_store(root: Path, store: Path, timeout: float) -> dict:
     env = {**os.environ, "NAMKG_ROOT": str(root)}
     start = time.perf_counter()
     try:
-        done = subprocess.run([sys.executable, "-m", "server.cli", "build", "--store", str(store)],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(cli("build", "--store", str(store)), cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"ok": False, "seconds": timeout, "why": f"timed out after {timeout:.0f} s"}
     seconds = time.perf_counter() - start
@@ -451,8 +515,8 @@ def load_only(root: Path, store: Path) -> int:
     the fallback when a build does not finish in time, so serving can still be measured."""
     import pyoxigraph as ox
 
-    from server.build import Sources, _add_meta, load_dataset
-    from server.iris import Iris
+    build, Iris = ours("build"), ours("iris").Iris  # noqa: N806
+    Sources, _add_meta, load_dataset = build.Sources, build._add_meta, build.load_dataset  # noqa: N806
 
     sources = Sources.of(root)
     mem = load_dataset(sources, Iris())
@@ -474,8 +538,9 @@ def load_only(root: Path, store: Path) -> int:
 
 def validate_default(root: Path, timeout: float) -> dict:
     """``validation.validate`` with its default engine (shapes on Oxigraph), in a subprocess."""
-    code = ("import sys, json; from pathlib import Path; from server.build import Sources; "
-            "from server.validation import validate; s = Sources.of(Path(sys.argv[1])); "
+    code = ("import sys, json; from pathlib import Path; "
+            f"from {PKG}.build import Sources; from {PKG}.validation import validate; "
+            "s = Sources.of(Path(sys.argv[1])); "
             "r = validate(s.facts + s.links, s.shapes, ontology_paths=s.ontology); "
             "print(json.dumps({'conforms': r.conforms, 'seconds': r.seconds}))")
     try:
@@ -509,6 +574,8 @@ class Results:
     quick: bool
     seconds: float
     cells: dict = field(default_factory=dict)  # (system, query, clients) -> Cell
+    loads: dict = field(default_factory=dict)  # (system, workload, clients) -> Cell: section 2
+    entity_pages: int = 0
     rows: dict = field(default_factory=dict)  # (system, query) -> rows or error text
     notes: list[str] = field(default_factory=list)
     startup: list[float] = field(default_factory=list)
@@ -518,8 +585,10 @@ class Results:
     load: list[str] = field(default_factory=list)  # 1-min load average at start, end
 
 
-def side_by_side(res: Results, store: Path, build: Path, work: Path, systems: list[str]) -> None:
-    qs = queries()
+def side_by_side(res: Results, store: Path, build: Path, work: Path, systems: list[str],
+                 sections: set[str]) -> None:
+    qs = queries() if "queries" in sections else {}
+    loads = "workloads" in sections
     # (b) first: the reference the others are compared with, and the expected row counts.
     log("in-process pyoxigraph")
     cells = [(q, c) for q in qs.values() for c in CLIENTS]
@@ -528,12 +597,18 @@ def side_by_side(res: Results, store: Path, build: Path, work: Path, systems: li
         res.cells["inproc", name, clients] = Cell(r["rps"], r["p50_ms"], r["p99_ms"],
                                                   r["requests"])
         res.rows["inproc", name] = r["rows"]
+    if loads:
+        for clients, r in zip(CLIENTS, run_inprocess(
+                build, [(SIMPLE, c) for c in CLIENTS], res.seconds, distinct=True), strict=True):
+            res.loads["inproc", DISTINCT, clients] = Cell(r["rps"], r["p50_ms"], r["p99_ms"],
+                                                          r["requests"])
+    paths = entity_paths(build) if loads and "namkg" in systems else []
 
     for system in systems:
-        if system == "inproc":
+        if system == "inproc" or not (qs or loads and system in DISTINCT_SYSTEMS):
             continue
         try:
-            server = start_system(system, res, store, build, work)
+            server = start_system(system, res, store, build, work, startup=bool(qs))
         except Exception as exc:  # noqa: BLE001  (any failure to start: a note, not a crash)
             res.notes.append(f"{SYSTEMS[system]} not measured: {exc}")
             log(f"{system}: not measured: {exc}")
@@ -550,16 +625,49 @@ def side_by_side(res: Results, store: Path, build: Path, work: Path, systems: li
                     res.cells[system, name, clients] = wrk(server.url, text, clients,
                                                            res.seconds, work)
                 log(f"{system} {name}: {res.cells[system, name, 8].text()}")
-            if system == "namkg":
+            if loads and system in DISTINCT_SYSTEMS:
+                workloads(res, system, server.url, paths, work)
+            if system == "namkg" and qs:
                 res.memory = proc_tree(server.proc.pid)
         finally:
             server.stop()
 
 
-def start_system(system: str, res: Results, store: Path, build: Path, work: Path):
+def entity_paths(build: Path) -> list[str]:
+    """The local path of every /id/ IRI in the built store (subjects and objects)."""
+    import pyoxigraph as ox
+
+    base = serve_settings()["base_iri"]
+    store = ox.Store.read_only(str(build))
+    iris = {t.value for q in store.quads_for_pattern(None, None, None, None)
+            for t in (q.subject, q.object)
+            if isinstance(t, ox.NamedNode) and t.value.startswith(base + "id/")}
+    # Fragments share their document's page; the path is what the client asks for.
+    return sorted({"/" + urllib.parse.urldefrag(i).url[len(base):] for i in iris})
+
+
+def workloads(res: Results, system: str, url: str, paths: list[str], work: Path) -> None:
+    """Section 2 on one running system: distinct texts; for namkg, entity pages too."""
+    for clients in CLIENTS:
+        res.loads[system, DISTINCT, clients] = wrk(url, SIMPLE, clients, res.seconds, work,
+                                                   distinct=True)
+    log(f"{system} {DISTINCT}: {res.loads[system, DISTINCT, 8].text()}")
+    if system != "namkg" or not paths:
+        return
+    root = url.rsplit("/sparql", 1)[0]
+    for name, accept in ((HTML_PAGES, "text/html"), (TURTLE_PAGES, "text/turtle")):
+        for clients in CLIENTS:
+            res.loads[system, name, clients] = wrk(root, "", clients, res.seconds, work,
+                                                   paths=paths, accept=accept)
+        log(f"{system} {name} ({len(paths)} pages): {res.loads[system, name, 8].text()}")
+    res.entity_pages = len(paths)
+
+
+def start_system(system: str, res: Results, store: Path, build: Path, work: Path,
+                 startup: bool = True):
     log(f"starting {SYSTEMS[system]}")
     if system == "namkg":
-        for _ in range(3):  # start-up, three times: the first pays cold caches
+        for _ in range(3 if startup else 0):  # start-up, 3 times: the first pays cold caches
             s = namkg_server(store, work)
             res.startup.append(s.startup_s)
             s.stop()
@@ -570,18 +678,22 @@ def start_system(system: str, res: Results, store: Path, build: Path, work: Path
         return nodeadline_server(store, work)
     if system == "nocache":
         return namkg_server(store, work, env=NO_CACHE)
+    if system == "granian":
+        return granian_server("bare_app", build, work)
+    if system == "flask":
+        return granian_server("flask_app", build, work)
     if system == "rdflib":
         ttl = work / "union.nt"
         dump_turtle(build, ttl)
         return rdflib_server(ttl, work)
     if system == "virtuoso":
-        if shutil.which("virtuoso-t") is None or not (REPO / "tests" / "virtuoso.py").exists():
-            res.notes.append(f"{SYSTEMS[system]} skipped: virtuoso-t or tests/virtuoso.py "
-                             "missing (Debian: virtuoso-opensource-7-bin)")
+        if shutil.which("virtuoso-t") is None or shutil.which("isql-vt") is None:
+            res.notes.append(f"{SYSTEMS[system]} skipped: virtuoso-t or isql-vt missing "
+                             "(Debian: virtuoso-opensource-7-bin)")
             return None
         v = VirtuosoServer(build, work)
-        res.notes.append(f"{SYSTEMS[system]}: {_virtuoso_version()}, tests/virtuoso.py's "
-                         "settings (10 HTTP threads, ResultSetMaxRows 1000), loaded in "
+        res.notes.append(f"{SYSTEMS[system]}: {_virtuoso_version()}, tuned as documented "
+                         f"(bench/virtuoso.py: {v.v.settings()}), loaded in "
                          f"{v.startup_s:.1f} s.")
         return v
     raise ValueError(system)
@@ -631,9 +743,7 @@ def growth(res: Results, sizes: list[int], work: Path, build_timeout: float,
             log(f"growth {size:,}: validating with the default engine")
             row["validate"] = validate_default(root, validate_timeout)
             validation_gave_up = "stopped" in (row["validate"]["why"] or "")
-        from server.build import current_path
-
-        build = current_path(store)
+        build = ours("build").current_path(store)
         log(f"growth {size:,}: in-process latency")
         inproc = run_inprocess(build, [(q, 1) for q in qs.values()], 0.5, runs=3)
         row["inproc"] = {name: r for name, r in zip(qs, inproc, strict=True)}
@@ -725,7 +835,7 @@ def report(res: Results, systems: list[str], argv: list[str]) -> str:
     add("")
 
     present = [s for s in systems if any(k[0] == s for k in res.cells)]
-    for clients in CLIENTS:
+    for clients in CLIENTS if present else ():
         add(f"## {clients} concurrent client{'s' if clients > 1 else ''}\n")
         head = [SYSTEMS[s] for s in present]
         ratios = [s for s in ("namkg", "nocache", "bare", "rdflib", "virtuoso") if s in present]
@@ -751,6 +861,11 @@ def report(res: Results, systems: list[str], argv: list[str]) -> str:
             add(f"| {q} | " + " | ".join(row) + " |")
         add("")
 
+    if res.loads:
+        L.extend(workload_tables(res))
+
+    if not any(k[1] in qs for k in res.cells):
+        return "\n".join(L) + "\n"  # a run of section 2 alone: no query tables below
     add("## Answers (rows per query)\n")
     add("A check that every system answers, and answers alike (first request of each query).\n")
     add("| query | " + " | ".join(SYSTEMS[s] for s in present) + " |")
@@ -836,6 +951,35 @@ def report(res: Results, systems: list[str], argv: list[str]) -> str:
     return "\n".join(L) + "\n"
 
 
+def workload_tables(res: Results) -> list[str]:
+    """Section 2: distinct texts and entity pages, every system side by side."""
+    present = [s for s in DISTINCT_SYSTEMS if any(k[0] == s for k in res.loads)]
+    L = ["## No cache can answer: distinct query texts and entity pages\n",
+         f"`{DISTINCT}`: `{SIMPLE}` preceded by a comment `# <wrk thread>-<counter>`, so "
+         "every request's text is new (wrk's Lua `request()` builds each body; in-process, "
+         "each call's text is new the same way). Entity pages: GET of every /id/ page of "
+         f"the built store ({res.entity_pages} pages) in turn, `Accept: text/html` or "
+         "`text/turtle`; namkg only. (h) and (i) run under granian with `namkg serve`'s "
+         "settings (1 process, its HTTP-thread count as blocking threads, backlog, "
+         "connection cap, keep-alive, header timeout: bench/pkg.py). Cells read "
+         "`req/s · p50/p99 ms`; the last column compares namkg with (h)'s distinct-text "
+         "SELECT at the same number of clients.\n",
+         "| workload | clients | " + " | ".join(SYSTEMS[s] for s in present) +
+         " | namkg / (h) |", "|---" * (3 + len(present)) + "|"]
+    for name in WORKLOADS:
+        for clients in CLIENTS:
+            cells = [res.loads.get((s, name, clients)) for s in present]
+            if not any(cells):
+                continue
+            mine = res.loads.get(("namkg", name, clients))
+            ceiling = res.loads.get(("granian", DISTINCT, clients))
+            ratio = f"{mine.rps / ceiling.rps:.2f}" if mine and ceiling else "–"
+            L.append(f"| {name} | {clients} | " +
+                     " | ".join(c.text() if c else "–" for c in cells) + f" | {ratio} |")
+    L.append("")
+    return L
+
+
 def growth_row(g: dict) -> str:
     b, v = g["build"], g["validate"]
     hundred_k = 90_000 <= g["size"] <= 110_000
@@ -868,6 +1012,19 @@ def growth_row(g: dict) -> str:
 
 def targets(res: Results) -> list[str]:
     out = []
+    ceiling = res.loads.get(("granian", DISTINCT, 8))
+    for name, ratio in ((DISTINCT, "distinct_ratio"), (HTML_PAGES, "entity_ratio"),
+                        (TURTLE_PAGES, "entity_ratio")):
+        a = res.loads.get(("namkg", name, 8))
+        if not (a and ceiling):
+            continue
+        r = a.rps / ceiling.rps
+        out.append(f"| {name} at 8 clients, namkg serve ≥ {TARGETS[ratio]:.2f} × the bare "
+                   f"granian app's distinct-text SELECT, (h) | {a.rps:,.0f} / "
+                   f"{ceiling.rps:,.0f} req/s = {r:.2f} | {ok(r >= TARGETS[ratio])} |")
+        if name == DISTINCT:
+            out.append(f"| its p99 < {TARGETS['distinct_p99_ms']:g} ms | {a.p99_ms:.1f} ms | "
+                       f"{ok(a.p99_ms < TARGETS['distinct_p99_ms'])} |")
     b = res.cells.get(("inproc", "simple SELECT", 8))
     for system, what, target in (
             ("namkg", "(a), as shipped: repeats answered from its cache", True),
@@ -941,6 +1098,9 @@ def main(argv: list[str] | None = None) -> int:
                     "[10000,100000,1000000; --quick without 1M]")
     ap.add_argument("--systems", default=",".join(SYSTEMS),
                     help=f"which of {','.join(SYSTEMS)} to run")
+    ap.add_argument("--sections", default="queries,workloads",
+                    help="which side-by-side sections to run: queries (every query, every "
+                    "system), workloads (distinct texts, entity pages) [both]")
     ap.add_argument("--no-growth", action="store_true")
     ap.add_argument("--build-timeout", type=float, default=300)
     ap.add_argument("--validate-timeout", type=float, default=120)
@@ -950,7 +1110,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.job:
         job = json.loads(args.job)
-        out = (inprocess(job["store"], job["cells"], job["seconds"], job["runs"])
+        out = (inprocess(job["store"], job["cells"], job["seconds"], job["runs"],
+                         job["distinct"])
                if job["kind"] == "inprocess" else breakdown(job["store"]))
         print(json.dumps(out))
         return 0
@@ -967,14 +1128,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     log(f"scratch directory {work}")
 
-    from server.build import current_path
-
+    current_path = ours("build").current_path
     store = work / "store"
     built = build_store(REPO, store, args.build_timeout)
     if not built["ok"]:
         sys.exit(f"cannot build the repository store: {built['why']}")
-    side_by_side(res, store, current_path(store), work, systems)
-    if "namkg" in systems:
+    sections = {s for s in args.sections.split(",") if s}
+    side_by_side(res, store, current_path(store), work, systems, sections)
+    if "namkg" in systems and "queries" in sections:
         log("cost breakdown of one simple SELECT")
         try:
             res.breakdown = run_job("breakdown", {"store": str(store)}, 300)
@@ -985,11 +1146,34 @@ def main(argv: list[str] | None = None) -> int:
     res.notes.append(f"whole run: {time.perf_counter() - started:.0f} s")
     res.load.append(os.getloadavg()[0].__format__(".2f"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report(res, systems, argv), "utf-8")
+    previous = args.out.read_text("utf-8") if args.out.exists() else ""
+    args.out.write_text(carry(report(res, systems, argv), previous), "utf-8")
     log(f"wrote {args.out}")
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def carry(new: str, previous: str) -> str:
+    """``new``, followed by the sections of ``previous`` (an earlier report) that this run did
+    not produce (a partial run keeps the figures it did not redo), marked as such."""
+    def sections(text: str) -> dict[str, str]:
+        parts = re.split(r"^## ", text, flags=re.M)[1:]
+        return {p.split("\n", 1)[0].strip(): "## " + p for p in parts}
+
+    mine, old = sections(new), sections(previous)
+    kept = [body for title, body in old.items()
+            if title not in mine and title not in ("Machine", "Targets", "Notes")
+            and not title.endswith("(earlier run)")]
+    if not kept:
+        return new
+    when = re.search(r"^\| date \| (.+?) \|", previous, flags=re.M)
+    how = re.search(r"^Generated by `(.+?)`", previous, flags=re.M)
+    head = (f"## Sections not run this time (earlier run)\n\nFrom the earlier report"
+            f"{' of ' + when.group(1) if when else ''}"
+            f"{', generated by `' + how.group(1) + '`' if how else ''}; its machine and "
+            "targets are in the repository's history of this file.\n\n")
+    return new.rstrip("\n") + "\n\n" + head + "\n".join(b.rstrip("\n") + "\n" for b in kept)
 
 
 if __name__ == "__main__":

@@ -1,39 +1,35 @@
 """The Flask application factory and its explicit route list.
 
 SPARQL protocol routes come from :mod:`server.endpoint`, entity/ontology pages and the UI from
-:mod:`server.pages`; this module wires them to one query executor and adds what every route
-shares: CORS, gzip, a structured access log, Prometheus metrics, an optional rate limit (the
-steps live in :mod:`server.edge`, whose fast path answers /sparql queries ahead of Flask), and
-the dataset routes (VoID, dumps, health).
+:mod:`server.pages`, VoID, dumps, robots.txt and the sitemap from :mod:`server.discovery`; this
+module wires them to one query executor and adds what every route shares: CORS, gzip, a
+structured access log, Prometheus metrics, an optional rate limit (the steps live in
+:mod:`server.edge`, whose fast path answers /sparql queries ahead of Flask), error pages, the
+proxy mode, and health.
 """
 
 from __future__ import annotations
 
 import atexit
+import hmac
 import logging
 import threading
 import time
 from pathlib import Path
 
 import pyoxigraph as ox
-from flask import Flask, Response, abort, g, request, send_file
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import SecurityError
 
 from . import build as builder
 from .cache import ResponseCache
 from .config import Config
+from .discovery import configure_host_handling, make_discovery_blueprint
 from .edge import CORS, Edge, FastQueries, compressible, gzipped
 from .executor import Executor
 from .iris import Iris
 from .metrics import Metrics
-from .protocol import ProtocolError, negotiate
 
-DUMPS = {  # file name -> format; the whole dataset, graphs kept where the format can
-    "nam-kg.nq": ox.RdfFormat.N_QUADS,
-    "nam-kg.trig": ox.RdfFormat.TRIG,
-    "nam-kg.ttl": ox.RdfFormat.TURTLE,
-    "nam-kg.nt": ox.RdfFormat.N_TRIPLES,
-    "nam-kg.jsonld": ox.RdfFormat.JSON_LD,
-}
 RELOAD_EVERY = 2.0  # seconds between checks for a newly built store
 
 
@@ -48,7 +44,7 @@ def create_app(config: Config | None = None, *, executor=None) -> Flask:
     Flask (``app.wsgi_app``); the Flask route answers them the same way when called directly.
     """
     from .endpoint import make_blueprint, make_query_handler, to_response
-    from .pages import make_pages_blueprint
+    from .pages import error_response, make_pages_blueprint
 
     config = config or Config.from_env()
     iris = Iris(config.base_iri)
@@ -71,6 +67,7 @@ def create_app(config: Config | None = None, *, executor=None) -> Flask:
                                           answer_query=answer_query))
     app.register_blueprint(make_pages_blueprint(executor, config, iris,
                                                 examples=load_examples(config.root)))
+    app.register_blueprint(make_discovery_blueprint())  # VoID, dumps, robots.txt, sitemap
     for rule, endpoint, view in ROUTES:
         app.add_url_rule(rule, endpoint, view)
 
@@ -95,27 +92,41 @@ def create_app(config: Config | None = None, *, executor=None) -> Flask:
                   g.get("sparql_text"))  # set by the endpoint once it has parsed the request
         return response
 
+    # Pages for browsers, text for other clients (pages.error_response decides).
     @app.errorhandler(413)
     def _too_large(_):
-        return Response(f"request body over the limit of {config.max_body} bytes\n", 413,
-                        mimetype="text/plain")
+        return error_response(413, "Request too large",
+                              f"request body over the limit of {config.max_body} bytes")
 
     @app.errorhandler(404)
     def _not_found(_):
-        return Response("not found\n", 404, mimetype="text/plain")
+        return error_response(404, "Not found", "not found")
 
     @app.errorhandler(405)
     def _bad_method(exc):
-        return Response("method not allowed\n", 405, exc.get_headers() and dict(exc.get_headers()),
-                        mimetype="text/plain")
+        allow = {k: v for k, v in exc.get_headers() if k == "Allow"}
+        return error_response(405, "Method not allowed", "method not allowed", allow)
+
+    @app.errorhandler(SecurityError)  # a Host outside NAMKG_TRUSTED_HOSTS: not echoed
+    def _untrusted_host(_):
+        return error_response(400, "Bad request", "this server does not answer for that host")
+
+    @app.errorhandler(500)
+    def _failed(_):
+        return error_response(500, "Server error", "the server failed to answer; it is logged")
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
+    sandbox = getattr(executor, "sandbox", None)  # what the kernel refuses the query workers
+    if sandbox:
+        (app.logger.warning if sandbox.startswith("UNSANDBOXED") else app.logger.info)(
+            "query workers sandboxed: %s", sandbox)
     # Updates and a remote backend change the data behind the cache's back: no cache then.
     cache = (ResponseCache(config.response_cache_mb * 2**20)
              if config.response_cache_mb > 0 and not writable and not config.backend else None)
     app.wsgi_app = FastQueries(app.wsgi_app, answer_query, edge, max_body=config.max_body,
                                logger=app.logger, cache=cache)
+    configure_host_handling(app)  # NAMKG_TRUST_PROXY: ProxyFix outermost
     return app
 
 
@@ -131,7 +142,8 @@ def _executor(config: Config, path: Path, writable: bool):
         return RemoteExecutor.from_config(config, config.backend, auth=auth)
     return Executor(path, workers=1 if writable else config.query_workers,
                     timeout=config.query_timeout, result_limit=config.result_limit,
-                    memory_mb=config.worker_memory_mb, writable=writable)
+                    result_bytes=config.result_bytes, memory_mb=config.worker_memory_mb,
+                    writable=writable, allowlist=config.service_allowlist)
 
 
 # --------------------------------------------------------------------------- dataset routes
@@ -142,8 +154,14 @@ def healthz():
     triples = ext["state"].triples
     stats = ext["executor"].stats()
     ready = stats.get("workers", 0) > 0
-    body = {"status": "ok" if ready else "starting", "store": str(ext["state"].path),
-            "triples": triples, "executor": stats}
+    public = {k: v for k, v in stats.items() if k != "pids"}
+    body = {"status": "ok" if ready else "starting", "build": ext["state"].path.name,
+            "triples": triples, "executor": public}
+    token = ext["config"].admin_token
+    given = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        body.update(store=str(ext["state"].path), executor=stats,
+                    sandbox=getattr(ext["executor"], "sandbox", None))
     return body, 200 if ready else 503
 
 
@@ -153,56 +171,10 @@ def metrics_view():
     return Response(text, mimetype="text/plain; version=0.0.4")
 
 
-def dataset():
-    """The VoID description of the dataset, with endpoint and dump links of this server."""
-    ext = _ext()
-    iris: Iris = ext["iris"]
-    try:
-        media = negotiate(request.headers.get("Accept"), request.args.get("format")).graph
-    except ProtocolError as exc:
-        return Response(exc.message + "\n", exc.status, mimetype="text/plain")
-    if media is None:
-        return Response("no acceptable RDF format\n", 406, mimetype="text/plain")
-    store = ext["state"].store()
-    void, dct = "http://rdfs.org/ns/void#", "http://purl.org/dc/terms/"
-    ds = ox.NamedNode(iris.dataset)
-    triples = [ox.Triple(q.subject, q.predicate, q.object)
-               for g in ("meta", "facts") for q in store.quads_for_pattern(
-                   None, None, None, ox.NamedNode(iris.graph(g)))
-               if q.subject == ds
-               or (g == "meta" and q.subject.value.startswith(iris.base + "graph/"))]
-    root = request.url_root
-    triples += [ox.Triple(ds, ox.NamedNode(void + "sparqlEndpoint"), ox.NamedNode(root + "sparql")),
-                ox.Triple(ds, ox.NamedNode(void + "uriSpace"), ox.Literal(iris.base + "id/")),
-                ox.Triple(ds, ox.NamedNode(void + "vocabulary"), ox.NamedNode(iris.vocab)),
-                ox.Triple(ds, ox.NamedNode(dct + "modified"), ox.Literal(
-                    ext["state"].built_at(), datatype=ox.NamedNode(
-                        "http://www.w3.org/2001/XMLSchema#dateTime")))]
-    triples += [ox.Triple(ds, ox.NamedNode(void + "dataDump"), ox.NamedNode(root + "dumps/" + n))
-                for n in DUMPS]
-    fmt = ox.RdfFormat.from_media_type(media)
-    body = ox.serialize(triples, format=fmt, prefixes={"void": void, "dcterms": dct})
-    return Response(body, mimetype=_text(media), headers={"Vary": "Accept"})
-
-
-def dump(name: str):
-    """A dump of the whole dataset, written once per build and served with ETag/Last-Modified."""
-    fmt = DUMPS.get(name)
-    if fmt is None:
-        abort(404)
-    state: _StoreState = _ext()["state"]
-    path = state.dump_file(name, fmt)
-    resp = send_file(path, mimetype=_text(fmt.media_type), conditional=True, etag=True,
-                     last_modified=path.stat().st_mtime, download_name=name, as_attachment=False)
-    resp.headers["Cache-Control"] = "public, max-age=300"
-    return resp
-
-
-ROUTES = [  # rule, endpoint, view: the routes this module owns (others: endpoint.py, pages.py)
+ROUTES = [  # rule, endpoint, view: the routes this module owns (others: endpoint.py, pages.py,
+    # discovery.py)
     ("/healthz", "healthz", healthz),
     ("/metrics", "metrics", metrics_view),
-    ("/dataset", "dataset", dataset),
-    ("/dumps/<name>", "dump", dump),
 ]
 
 
@@ -212,12 +184,6 @@ def _ext() -> dict:
     from flask import current_app
 
     return current_app.extensions["namkg"]
-
-
-def _text(media: str) -> str:
-    textual = media.startswith("text/") or media in (
-        "application/n-triples", "application/n-quads", "application/trig", "application/ld+json")
-    return media + "; charset=utf-8" if textual else media
 
 
 def load_examples(root: Path) -> list[dict]:

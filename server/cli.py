@@ -10,6 +10,10 @@ import click
 from .config import Config
 
 FORMATS = ("text", "json", "turtle", "junit")
+# server.validation's ENGINES and FAIL_ON, spelt out: importing it (rdflib) would slow every
+# verb; tests/test_shacl_cli.py checks they agree.
+ENGINES = ("pyshacl-turbo", "pyshacl", "oxigraph")
+FAIL_ON = ("info", "warning", "violation")
 EXPORTS = ("ttl", "nt", "nq", "trig", "jsonld", "wikibase", "quickstatements")
 
 
@@ -41,9 +45,14 @@ def main() -> None:
 def serve(ctx, **opts) -> None:
     """Serve the SPARQL endpoint, UI and linked-data pages; build the store first if missing."""
     from . import build as builder
-    from .serve import run
+    from .serve import listen, run
 
     config = _config(ctx, **opts)
+    try:
+        listener = listen(config)  # first: a port in use fails now, before any build
+    except OSError as exc:
+        click.echo(f"error: {exc.strerror}", err=True)
+        sys.exit(2)
     if not (Path(config.store) / "current").exists():
         click.echo(f"no store in {config.store}: building it", err=True)
         _build_or_exit(builder, config)
@@ -52,7 +61,7 @@ def serve(ctx, **opts) -> None:
     except OSError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    run(config)
+    run(config, listener=listener)
 
 
 @main.command()
@@ -80,14 +89,21 @@ def _build_or_exit(builder, config: Config) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--shapes", type=click.Path(exists=True, path_type=Path), help="Shapes file.")
-@click.option("--engine", type=click.Choice(["oxigraph", "pyshacl"]), default="oxigraph",
-              show_default=True, help="oxigraph: shapes run as SPARQL on an Oxigraph store; "
-              "pyshacl: pyshacl alone, the reference. Same reports.")
+@click.option("--engine", type=click.Choice(ENGINES), default=ENGINES[0], show_default=True,
+              help="pyshacl-turbo: pyshacl's validate() in Rust (passes the W3C SHACL suite); "
+              "pyshacl: the reference implementation, slower; oxigraph: shapes as SPARQL on an "
+              "Oxigraph store, which judges typed literals in canonical form "
+              "(\"4.0\"^^xsd:decimal as \"4\"): wrong on some data, for comparison only.")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default=FAIL_ON[0], show_default=True,
+              help="The least severe result that fails (exit 1). info: any result, as the SHACL "
+              "spec's sh:conforms; violation: Warning and Info results are reported only.")
+@click.option("--explain", is_flag=True, help="Also say which engine judged which shape (stderr).")
 @click.option("--no-ontology", is_flag=True,
               help="Do not add the repository's ontology (its class hierarchy) to PATHS.")
 @click.pass_context
-def validate(ctx, paths, fmt, shapes, engine, no_ontology) -> None:
-    """Validate Turtle against the shapes: exit 0 conforms, 1 violations, 2 unreadable input.
+def validate(ctx, paths, fmt, shapes, engine, fail_on, explain, no_ontology) -> None:
+    """Validate Turtle against the shapes: exit 0 passes, 1 fails (see --fail-on), 2 unreadable
+    input or a validator error.
 
     PATHS are Turtle files or directories (default: the repository's data). The repository's
     ontology is added, since shapes target subclasses through it, unless --no-ontology.
@@ -102,14 +118,16 @@ def validate(ctx, paths, fmt, shapes, engine, no_ontology) -> None:
                                         if p.resolve() not in {f.resolve() for f in files}]
     try:
         report = run_validation(files, shapes or sources.shapes, ontology_paths=ontology,
-                                sparql_engine=engine)
+                                sparql_engine=engine, fail_on=fail_on)
     except (InputError, ValidationCrash) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     out = {"text": report.to_text, "json": report.to_json, "turtle": report.to_turtle,
            "junit": report.to_junit}[fmt]()
     click.echo(out)
-    sys.exit(0 if report.conforms else 1)
+    if explain:
+        click.echo(report.explain(), err=True)
+    sys.exit(0 if report.passed else 1)
 
 
 def _expand(paths) -> list[Path]:
@@ -151,6 +169,9 @@ def publish(ctx, to, user, password_env, token_env, store, **options) -> None:
     except (PublishError, OSError) as exc:
         click.echo(f"publish failed, the target's previous copy is kept: {exc}", err=True)
         sys.exit(1)
+    if result.method == "dry-run":  # publish_repo has said what it would write
+        click.echo(f"dry run: would publish {result.triples} triples; nothing was written")
+        return
     click.echo(f"published {result.triples} triples by {result.method} in {result.seconds:.2f}s")
 
 
@@ -183,10 +204,17 @@ def query(ctx, file, fmt, store) -> None:
     except SyntaxError as exc:
         click.echo(f"query error: {exc}", err=True)
         sys.exit(1)
-    if isinstance(result, ox.QueryTriples):
-        body = ox.serialize(result, format=ox.RdfFormat.from_media_type(chosen.graph))
+    graph = isinstance(result, ox.QueryTriples)
+    media = chosen.graph if graph else chosen.solutions
+    if media is None:  # e.g. --format ttl on a SELECT, csv on a CONSTRUCT
+        kind, fits = (("CONSTRUCT/DESCRIBE", "ttl, nt, nq, trig, rdf or jsonld") if graph
+                      else ("SELECT/ASK", "json, xml, csv or tsv"))
+        click.echo(f"error: --format {fmt} does not fit a {kind} query; use {fits}", err=True)
+        sys.exit(2)
+    if graph:
+        body = ox.serialize(result, format=ox.RdfFormat.from_media_type(media))
     else:
-        body = result.serialize(format=ox.QueryResultsFormat.from_media_type(chosen.solutions))
+        body = result.serialize(format=ox.QueryResultsFormat.from_media_type(media))
     sys.stdout.buffer.write(body)
 
 

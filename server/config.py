@@ -28,14 +28,26 @@ class Config:
     base_iri: str = DEFAULT_BASE
     host: str = "127.0.0.1"
     port: int = 8000
-    http_threads: int = 16  # Python threads of the HTTP worker (granian)
+    # Python threads of the HTTP worker (granian): more than the query workers and their burst
+    # (2 x 8), so that a runaway on every worker still leaves threads for quick requests.
+    http_threads: int = 32
     query_workers: int = 8  # processes running queries (~30 MB each), killed at the deadline
     query_timeout: float = 5.0  # seconds
     max_body: int = 1_000_000  # bytes of a request body
     result_limit: int = 10_000  # rows or triples of one result
+    # bytes of one answer: rows alone do not bound it (10,000 rows of 10 kB are 100 MB, held
+    # by the HTTP worker until a slow client has read them)
+    result_bytes: int = 8_000_000
+    # seconds a client may take to send a request head (or stay idle between requests) and,
+    # separately, its body; a client that stops reading is dropped after 30 s (server/serve.py)
+    client_timeout: float = 5.0
+    max_connections: int = 4096  # open client connections at once (lowered to fit ulimit -n)
     worker_memory_mb: int = 1024  # address-space cap of a query worker
     service_allowlist: tuple[str, ...] = ()
     update_token: str | None = None
+    # shows /healthz's details (store path, worker PIDs) to requests bearing it; without it
+    # nobody sees them: they tell an attacker where the files are and which processes to aim at
+    admin_token: str | None = None
     rate_limit: float = 0.0  # requests per second per client; 0 = off
     response_cache_mb: int = 64  # answers to repeated queries kept per build; 0 = off
     backend: str | None = None  # a remote SPARQL endpoint to serve from instead of the store

@@ -23,7 +23,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
 from .cache import ResponseCache, request_key, volatile
-from .endpoint import PLAIN, Answer, is_query
+from .endpoint import ARRIVED, PLAIN, Answer, is_query
 
 log = logging.getLogger("namkg.access")
 
@@ -117,6 +117,7 @@ class FastQueries:
         self.statuses: dict[int, str] = {}
 
     def __call__(self, environ, start_response):
+        environ.setdefault(ARRIVED, time.monotonic())  # the deadline counts from here
         if environ.get("PATH_INFO") != QUERY_PATH:
             return self.app(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET").upper()  # as werkzeug reads them
@@ -146,8 +147,7 @@ class FastQueries:
         cache = self.cache
         key = None if cache is None else request_key(environ, method)
         if key is not None:
-            build = self.edge.state.path  # read before the query runs: see ResponseCache.put
-            answer = cache.get(build, key)
+            answer = cache.get(str(self.edge.state.path), key)
             if answer is not None:
                 self.edge.metrics.count("namkg_response_cache_hits_total")
                 return answer
@@ -157,9 +157,12 @@ class FastQueries:
             self.logger.exception("Exception on %s [%s]", QUERY_PATH, method)
             return Answer(500, [("Content-Type", "text/html; charset=utf-8")],
                           InternalServerError().get_body().encode("utf-8"))
+        # Kept only under the build that computed it, and only while that build is served:
+        # just after a reload, old workers may still answer from the old store.
         if (key is not None and answer.status == 200 and answer.text is not None
+                and answer.build is not None and answer.build == str(self.edge.state.path)
                 and not volatile(answer.text)):
-            cache.put(build, key, answer, size=len(answer.body) + len(answer.text))
+            cache.put(answer.build, key, answer, size=len(answer.body) + len(answer.text))
         return answer
 
     def _status(self, code: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import time
 from collections import OrderedDict
 from threading import Lock
 from typing import NamedTuple
@@ -31,6 +32,7 @@ from .protocol import (
     service_description,
 )
 from .safety import UnsafeQuery, check_query, check_update
+from .wdqs import to_local
 
 QUERY_ALLOW = "GET, HEAD, POST, OPTIONS"
 UPDATE_ALLOW = "POST, OPTIONS"
@@ -42,12 +44,23 @@ PLAIN = "text/plain; charset=utf-8"
 
 class Answer(NamedTuple):
     """A response before the cross-cutting layer (CORS, gzip, log) sees it: ``headers`` hold
-    no Content-Length; ``text`` is the SPARQL text, once parsed, for the access log."""
+    no Content-Length; ``text`` is the SPARQL text, once parsed, for the access log;
+    ``build``: the store a query answer came from (the response cache keeps it only there)."""
 
     status: int
     headers: list[tuple[str, str]]
     body: bytes
     text: str | None = None
+    build: str | None = None
+
+
+ARRIVED = "namkg.arrived"  # WSGI environ key: time.monotonic() when the request reached us
+
+
+def deadline_of(environ, timeout: float) -> float:
+    """The client's deadline: ``timeout`` from the request's arrival (reading, checking and
+    queueing count against it, not only running)."""
+    return environ.get(ARRIVED, time.monotonic()) + timeout
 
 
 def error_answer(status: int, message: str, headers: dict[str, str] | None = None,
@@ -98,13 +111,16 @@ def make_query_handler(executor, config: Config, iris: Iris):
     """``answer(request) -> Answer`` for a query request (see :func:`is_query`): the one
     implementation of the protocol's query operation, behind Flask and the WSGI fast path."""
     allowlist, max_body, limit = config.service_allowlist, config.max_body, config.result_limit
+    timeout = config.query_timeout
     checked = _SafeTexts()
 
     def answer(request) -> Answer:
         text = None
+        deadline = deadline_of(request.environ, timeout)
         try:
             req = parse_query_request(request, max_body=max_body)
             text = req.text
+            text = to_local(text, req.uselang)  # the WDQS dialect (server/wdqs.py)
             checked.check(text, allowlist)
             chosen = negotiate(request.headers.get("Accept"), req.format)
             if chosen.solutions is None and chosen.graph is None:
@@ -117,6 +133,7 @@ def make_query_handler(executor, config: Config, iris: Iris):
                 default_graphs=req.default_graphs if req.has_dataset else None,
                 named_graphs=req.named_graphs if req.has_dataset else None,
                 base_iri=iris.base,  # so <id/x> means an entity of ours
+                deadline=deadline,
             )
         except ProtocolError as exc:
             return error_answer(exc.status, exc.message, exc.headers, text)
@@ -131,8 +148,10 @@ def make_query_handler(executor, config: Config, iris: Iris):
             headers.append(("X-Result-Count", str(result.count)))
         if result.truncated:
             headers += [("X-Result-Truncated", "true"), ("X-Result-Limit", str(limit))]
+            if config.result_bytes:
+                headers.append(("X-Result-Byte-Limit", str(config.result_bytes)))
         headers.append(("Content-Type", with_charset(result.media_type)))
-        return Answer(200, headers, result.body, text)
+        return Answer(200, headers, result.body, text, getattr(result, "build", None))
 
     return answer
 

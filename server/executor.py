@@ -33,6 +33,7 @@ import logging
 import math
 import multiprocessing
 import os
+import re
 import resource
 import select
 import signal
@@ -47,6 +48,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from .safety import declares_dataset
+from .sandbox import confine
 
 __all__ = [
     "Busy", "Executor", "NotAcceptable", "QueryError", "QuerySyntaxError", "QueryTimeout",
@@ -67,6 +69,14 @@ _COSTS_KEPT = 4096  # query texts whose last CPU cost is remembered
 _LONG_AFTER = 0.25  # seconds: a query still running then may get an extra worker started
 _TICK = 0.05  # seconds between checks of a long query's CPU time
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# Seconds a query is assumed to need at least: a request queued for a worker gives up (503)
+# once less than this, or its last measured cost, is left before its deadline.
+_MIN_SLICE = 0.05
+# A query that ran past its deadline is remembered for this long (by its text, whitespace and
+# a trailing comment aside) and, while it is, gets a worker only while fewer than half the
+# pool run long queries: a storm of runaways then leaves the other half to quick queries.
+_RUNAWAY_MEMORY = 60.0
+_TRAILING_COMMENT = re.compile(r"#[^\n\"'<>]*\Z")
 
 
 _KNOWN_MEDIA: set[tuple[type, str]] = set()  # media types already checked
@@ -130,7 +140,8 @@ class Result:
     media_type: str
     body: bytes
     count: int | None  # rows or triples serialized; None for a boolean
-    truncated: bool  # cut at the executor's result_limit
+    truncated: bool  # cut at the executor's result_limit or result_bytes
+    build: str | None = None  # the store the answer came from (changes with a reload)
 
 
 class _Worker:
@@ -155,14 +166,18 @@ class Executor:
 
     def __init__(self, store_path: str | Path, *, workers: int = 2, timeout: float = 5.0,
                  result_limit: int = 10_000, memory_mb: int = 1024, writable: bool = False,
-                 burst: int | None = None):
+                 burst: int | None = None, result_bytes: int = 0, allowlist=()):
+        """``result_bytes``: cap on an answer's size (0: none); ``allowlist``: SERVICE
+        endpoints the workers' sandbox lets them connect to (see :mod:`server.sandbox`)."""
         if workers < 1 or timeout <= 0 or result_limit < 0 or (burst or 0) < 0:
             raise ValueError("workers must be >= 1, timeout > 0, result_limit and burst >= 0")
         # RocksDB gives no guarantee for read-only opens beside a writer: one writer only.
         self.size = 1 if writable else workers
         # Extra workers started while queries run long (at most this many at once).
         self.burst = 0 if writable else (workers if burst is None else burst)
-        self.timeout, self.result_limit = timeout, result_limit
+        self.timeout, self.result_limit, self.result_bytes = timeout, result_limit, result_bytes
+        self.allowlist = tuple(allowlist)
+        self.sandbox: str | None = None  # what confines the workers, as the first one said
         self.memory_mb, self.writable = memory_mb, writable
         self._path = str(store_path)
         self._pid = os.getpid()
@@ -177,6 +192,7 @@ class Executor:
         self._replacers: set[threading.Thread] = set()
         self._counts = {"timeouts": 0, "crashes": 0, "queries": 0}
         self._costs: OrderedDict[int, float] = OrderedDict()  # hash(query) -> CPU seconds
+        self._runaways: OrderedDict[int, float] = OrderedDict()  # hash(shape) -> when
         self.spawn_seconds: float | None = None  # how long the last worker took to be ready
         _preload()
         self._idle = self._start_many(self.size, 0)
@@ -186,8 +202,12 @@ class Executor:
 
     def query(self, sparql: str, *, solutions_format: str | None, graph_format: str | None,
               default_graphs: list[str] | None = None, named_graphs: list[str] | None = None,
-              base_iri: str | None = None, timeout: float | None = None) -> Result:
-        """Run a query; formats are negotiated media types (None: not acceptable)."""
+              base_iri: str | None = None, timeout: float | None = None,
+              deadline: float | None = None) -> Result:
+        """Run a query; formats are negotiated media types (None: not acceptable).
+
+        ``deadline`` (``time.monotonic()``): when the client's time is up, counted from the
+        request's arrival; the query gets the earlier of it and ``timeout`` from now."""
         for media, kind in ((solutions_format, ox.QueryResultsFormat),
                             (graph_format, ox.RdfFormat)):
             if media is not None and (kind, media) not in _KNOWN_MEDIA:
@@ -195,15 +215,15 @@ class Executor:
                     raise ValueError(f"unsupported media type: {media!r}")
                 _KNOWN_MEDIA.add((kind, media))
         job = query_job(sparql, solutions_format, graph_format, default_graphs, named_graphs,
-                        base_iri, self.result_limit)
-        reply = self._run(job, self.timeout if timeout is None else timeout)
-        return Result(*reply[1:])
+                        base_iri, self.result_limit, self.result_bytes)
+        reply, build = self._run(job, self.timeout if timeout is None else timeout, deadline)
+        return Result(*reply[1:], build=build)
 
     def update(self, sparql: str, *, timeout: float | None = None) -> None:
         """Run a SPARQL update, all or nothing; refused unless the executor is writable."""
         if not self.writable:
             raise UpdateRefused("this endpoint is read-only: updates are not accepted")
-        self._run(("update", sparql), self.timeout if timeout is None else timeout)
+        self._run(("update", sparql), self.timeout if timeout is None else timeout, None)
 
     def reload(self, store_path: str | Path) -> None:
         """Serve from ``store_path`` from now on; queries running on the old store finish."""
@@ -233,6 +253,7 @@ class Executor:
                 self._gen, self._path = gen, path
                 old, self._idle = self._idle, fresh
                 self._costs.clear()  # costs were measured on the old data
+                self._runaways.clear()
                 self._cond.notify_all()
         self._retire_all(old)
 
@@ -281,16 +302,22 @@ class Executor:
 
     # --- request path -----------------------------------------------------------------
 
-    def _run(self, job: tuple, timeout: float) -> tuple:
+    def _run(self, job: tuple, timeout: float, deadline: float | None) -> tuple:
         # The deadline covers waiting for a worker too: the client hears back in time.
         asked = time.monotonic()
-        deadline = asked + timeout
-        w = self._checkout(deadline, timeout)
+        if deadline is None or deadline > asked + timeout:
+            deadline = asked + timeout
+        key, shape = hash(job[1]), hash(_shape(job[1]))
+        with self._cond:
+            known = self._costs.get(key, 0.0)
+            ran_away = self._runaways.get(shape, -_RUNAWAY_MEMORY) > asked - _RUNAWAY_MEMORY
+            if ran_away and (not self._idle or len(self._long) >= self.size // 2):
+                raise Busy("this query ran out of time moments ago; it is not run again while "
+                           "the server is busy", max(1, math.ceil(timeout)))
+        w = self._checkout(deadline, timeout, known)
         got = time.monotonic()
-        key = hash(job[1])
         with self._cond:
             self._counts["queries"] += 1
-            known = self._costs.get(key, 0.0)
         try:
             w.conn.send(job)
             cpu = w.cpu
@@ -311,14 +338,19 @@ class Executor:
             self._lost(w, "timeouts")
             with self._cond:
                 self._costs.pop(key, None)
+                self._runaways[shape] = time.monotonic()
+                self._runaways.move_to_end(shape)
+                if len(self._runaways) > _COSTS_KEPT:
+                    self._runaways.popitem(last=False)
             raise QueryTimeout(f"the query did not finish within the {timeout:g} s deadline")
         self._checkin(w)
         with self._cond:
+            self._runaways.pop(shape, None)
             self._costs[key] = w.cpu - cpu
             self._costs.move_to_end(key)
             if len(self._costs) > _COSTS_KEPT:
                 self._costs.popitem(last=False)
-        return unwrap(reply)
+        return unwrap(reply), w.path
 
     def _await_reply(self, w: _Worker, started: float, deadline: float,
                      grace: float) -> tuple | None:
@@ -352,20 +384,29 @@ class Executor:
             self._starting += 1
         self._start_refill(None, True)
 
-    def _checkout(self, deadline: float, timeout: float) -> _Worker:
+    def _checkout(self, deadline: float, timeout: float, cost: float) -> _Worker:
+        """An idle worker; a request that could no longer finish by ``deadline`` (it needs
+        ``cost`` CPU seconds, as last measured, or a minimal slice) is shed at once: 503."""
         if os.getpid() != self._pid:
             raise RuntimeError("Executor was created before a fork; create it in the process "
                                "that uses it (the HTTP worker, not its parent)")
+        need = max(cost, _MIN_SLICE)
         while True:
             with self._cond:
                 while not self._idle:
                     if self._closed:
                         raise QueryError("the query executor is closed", 503)
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise Busy("all query workers are busy; try again later",
-                                   max(1, math.ceil(timeout)))
-                    self._cond.wait(remaining)
+                    remaining = deadline - time.monotonic() - need
+                    # Every worker busy with a long query and none starting: none is likely
+                    # to be free in time, and waiting would hold an HTTP thread: shed now.
+                    hopeless = not self._starting and self._busy <= self._long
+                    if remaining <= 0 or hopeless:
+                        raise Busy("all query workers are busy with long queries; try again "
+                                   "later", max(1, math.ceil(timeout)))
+                    self._cond.wait(min(remaining, _TICK))
+                if deadline - time.monotonic() <= 0:
+                    raise QueryTimeout("the request's time ran out before its query could start "
+                                       "(it was queued or read too long)")
                 w = self._idle.pop()
                 self._busy.add(w)
             if not w.readable(0):  # an idle worker has nothing to say unless it died
@@ -483,7 +524,7 @@ class Executor:
     def _spawn(self, path: str, gen: int) -> _Worker:
         ours, theirs = _CTX.Pipe()
         proc = _CTX.Process(target=_worker_main, name="namkg-query-worker", daemon=True,
-                            args=(theirs, path, self.writable, self.memory_mb))
+                            args=(theirs, path, self.writable, self.memory_mb, self.allowlist))
         with self._spawn_lock:  # multiprocessing's bookkeeping of children is not thread-safe
             started = time.perf_counter()
             proc.start()
@@ -496,6 +537,7 @@ class Executor:
             msg = w.conn.recv() if ok else ("failed", "timed out opening the store")
             if msg[0] == "ready":
                 w.cpu = msg[2]
+                self._sandboxed(msg[3])
         except (EOFError, OSError):
             w.proc.join(5)
             msg = ("failed", f"exited with code {w.proc.exitcode} while opening the store")
@@ -505,6 +547,13 @@ class Executor:
             w.conn.close()
             raise RuntimeError(f"query worker on {w.path!r} failed: {msg[1]}")
         self.spawn_seconds = time.perf_counter() - w.started
+
+    def _sandboxed(self, how: str) -> None:
+        """Log once what confines the workers: loudly where the kernel offers nothing."""
+        if self.sandbox != how:
+            self.sandbox = how
+            (log.warning if how.startswith("UNSANDBOXED") else log.debug)(
+                "query workers sandboxed: %s", how)
 
     def _retire_all(self, workers: list[_Worker]) -> None:
         for w in workers:
@@ -533,7 +582,7 @@ def _preload() -> None:
     for pickling); preloaded, its imports are already done (240 ms -> 25 ms per worker for
     a main module that imports rdflib and flask).
     """
-    modules = ["pyoxigraph", __name__]
+    modules = ["server.forkserver_guard", "pyoxigraph", __name__]
     main = sys.modules["__main__"]
     name = getattr(main.__spec__, "name", None)
     if name:  # python -m package.module
@@ -545,6 +594,15 @@ def _preload() -> None:
             if isinstance(mod, str) and mod in sys.modules and mod not in ("__main__", "builtins"):
                 modules.append(mod)
     _CTX.set_forkserver_preload(sorted(set(modules), key=modules.index))
+
+
+def _shape(text: str) -> str:
+    """A query's text without its layout or a trailing comment (a request counter, say).
+
+    >>> _shape("SELECT *\\n{ ?s ?p ?o }  # 17") == _shape("SELECT * { ?s ?p ?o } # 18")
+    True
+    """
+    return " ".join(_TRAILING_COMMENT.sub("", text).split())
 
 
 def _nice_for(used: float, grace: float = 0.0) -> int:
@@ -575,9 +633,10 @@ def _kill(w: _Worker) -> None:
 # --- the worker process -------------------------------------------------------------------
 
 
-def _worker_main(conn, path: str, writable: bool, memory_mb: int) -> None:
+def _worker_main(conn, path: str, writable: bool, memory_mb: int, allowlist=()) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which closes us
+    os.environ["RUST_BACKTRACE"] = "0"  # out of memory: one line in the log, not a backtrace
     try:
         _fewer_malloc_arenas()
         if memory_mb:
@@ -588,7 +647,9 @@ def _worker_main(conn, path: str, writable: bool, memory_mb: int) -> None:
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", os.getpid(), time.process_time()))
+    # From here on the kernel refuses network and file writes, whatever query text arrives.
+    how = confine(allowlist=allowlist, readable=[path], writable=[path] if writable else [])
+    conn.send(("ready", os.getpid(), time.process_time(), how))
     while True:
         try:
             job = conn.recv()
@@ -602,11 +663,12 @@ def _worker_main(conn, path: str, writable: bool, memory_mb: int) -> None:
 
 
 def query_job(sparql: str, solutions_format: str | None, graph_format: str | None,
-              default_graphs, named_graphs, base_iri: str | None, limit: int) -> tuple:
+              default_graphs, named_graphs, base_iri: str | None, limit: int,
+              max_bytes: int = 0) -> tuple:
     """The message a worker answers a query from (plain, picklable values)."""
     return ("query", sparql, solutions_format, graph_format,
             None if default_graphs is None else list(default_graphs),
-            None if named_graphs is None else list(named_graphs), base_iri, limit)
+            None if named_graphs is None else list(named_graphs), base_iri, limit, max_bytes)
 
 
 def answer(store: ox.Store, job: tuple) -> tuple:
@@ -661,7 +723,8 @@ def _serve(store: ox.Store, job: tuple) -> tuple:
     if job[0] == "update":
         store.update(job[1])
         return ("done",)
-    _, sparql, solutions_media, graph_media, default_graphs, named_graphs, base, limit = job
+    _, sparql, solutions_media, graph_media, default_graphs, named_graphs, base, limit = job[:8]
+    max_bytes = job[8] if len(job) > 8 else 0
     options: dict = {}
     if base is not None:
         options["base_iri"] = base
@@ -681,11 +744,11 @@ def _serve(store: ox.Store, job: tuple) -> tuple:
         if solutions_media is None:
             return ("notacceptable", "solutions")
         fmt = ox.QueryResultsFormat.from_media_type(solutions_media)
-        return ("ok", "solutions", fmt.media_type, *_solutions(results, fmt, limit))
+        return ("ok", "solutions", fmt.media_type, *_solutions(results, fmt, limit, max_bytes))
     if graph_media is None:
         return ("notacceptable", "graph")
     fmt = ox.RdfFormat.from_media_type(graph_media)
-    return ("ok", "graph", fmt.media_type, *_graph(results, fmt, limit))
+    return ("ok", "graph", fmt.media_type, *_graph(results, fmt, limit, max_bytes))
 
 
 class _Full(Exception):
@@ -693,10 +756,12 @@ class _Full(Exception):
 
 
 class _LineCap:
-    """A file for pyoxigraph's serializer that keeps ``lines`` lines, then stops it."""
+    """A file for pyoxigraph's serializer that keeps ``lines`` lines (and, with ``max_bytes``,
+    little more than that many bytes), then stops it."""
 
-    def __init__(self, lines: int):
+    def __init__(self, lines: int, max_bytes: int = 0):
         self.max, self.lines = lines, 0
+        self.max_bytes, self.bytes = max_bytes, 0
         self.parts: list[bytes] = []
         self.truncated = False
 
@@ -704,9 +769,11 @@ class _LineCap:
         chunk = bytes(chunk)
         if not chunk:
             return 0
-        if self.lines == self.max:
+        if self.lines == self.max or (self.max_bytes and self.lines
+                                      and self.bytes > self.max_bytes):
             self.truncated = True
             raise _Full
+        self.bytes += len(chunk)
         n = chunk.count(b"\n")
         if self.lines + n < self.max:
             self.parts.append(chunk)
@@ -726,31 +793,52 @@ class _LineCap:
         pass
 
 
-def _solutions(results: ox.QuerySolutions, fmt, limit: int) -> tuple[bytes, int, bool]:
-    """Serialize at most ``limit`` rows. TSV has exactly one line per row, so rows are cut
-    as TSV (stopping evaluation early) and re-serialized by pyoxigraph in the wanted format."""
-    cap = _LineCap(limit + 1)  # + the header line
+def _solutions(results: ox.QuerySolutions, fmt, limit: int,
+               max_bytes: int = 0) -> tuple[bytes, int, bool]:
+    """Serialize at most ``limit`` rows and, with ``max_bytes``, at most that many bytes. TSV
+    has exactly one line per row, so rows are cut as TSV (stopping evaluation early) and
+    re-serialized by pyoxigraph in the wanted format."""
+    cap = _LineCap(limit + 1, max_bytes)  # + the header line
     try:
         results.serialize(cap, format=ox.QueryResultsFormat.TSV)
     except _Full:
         pass
-    tsv = b"".join(cap.parts)
-    if fmt != ox.QueryResultsFormat.TSV:
-        tsv = ox.parse_query_results(tsv, ox.QueryResultsFormat.TSV).serialize(format=fmt)
-    return tsv, cap.lines - 1, cap.truncated
+    # Complete lines only: a byte cap may have stopped the serializer within a row.
+    lines = [line + b"\n" for line in b"".join(cap.parts).split(b"\n")[:-1]]
+
+    def body(n: int) -> bytes:  # the header and n rows, in the wanted format
+        tsv = b"".join(lines[: n + 1])
+        if fmt == ox.QueryResultsFormat.TSV:
+            return tsv
+        return ox.parse_query_results(tsv, ox.QueryResultsFormat.TSV).serialize(format=fmt)
+
+    out, rows = _within(body, len(lines) - 1, max_bytes)
+    return out, rows, cap.truncated or rows < len(lines) - 1
 
 
-def _graph(results: ox.QueryTriples, fmt, limit: int) -> tuple[bytes, int, bool]:
-    state = {"count": 0, "truncated": False}
+def _within(body, n: int, max_bytes: int) -> tuple[bytes, int]:
+    """``body(n)``, with n lowered until it fits in ``max_bytes`` (0: no cap). Formats differ
+    in size for the same rows (JSON is about twice TSV), so the cut is made on the real
+    output, in proportion to its size: a few passes, never a body over the cap."""
+    out = body(n)
+    while max_bytes and len(out) > max_bytes and n > 0:
+        n = min(n - 1, int(n * max_bytes / len(out) * 0.95))
+        out = body(n)
+    return out, n
+
+
+def _graph(results: ox.QueryTriples, fmt, limit: int,
+           max_bytes: int = 0) -> tuple[bytes, int, bool]:
+    triples: list = []
+    size, truncated = 0, False
     quads = fmt.supports_datasets  # N-Quads, TriG: the triples go in the default graph
-
-    def capped():
-        for triple in results:
-            if state["count"] == limit:
-                state["truncated"] = True
-                return
-            state["count"] += 1
-            yield ox.Quad(triple.subject, triple.predicate, triple.object) if quads else triple
-
-    body = ox.serialize(capped(), format=fmt)
-    return body, state["count"], state["truncated"]
+    for triple in results:
+        if len(triples) == limit or (max_bytes and size > max_bytes):
+            truncated = True
+            break
+        triples.append(ox.Quad(triple.subject, triple.predicate, triple.object)
+                       if quads else triple)
+        if max_bytes:  # the N-Triples size, close to every format's
+            size += len(str(triple)) + 3
+    out, n = _within(lambda k: ox.serialize(triples[:k], format=fmt), len(triples), max_bytes)
+    return out, n, truncated or n < len(triples)

@@ -1,10 +1,16 @@
-"""Pages for people: the YASGUI query page, entity pages under ``/id/`` and the ontology docs.
+"""Pages for people and documents for machines: the YASGUI query page, and every IRI the data
+mints under its base: entities (``/id/...``), the ontology and its version IRI, the named
+graphs (``/graph/<name>``) and the build (``/build``).
 
 Every page is built at request time from SPARQL over the executor (no hand-written
-descriptions); ``/id/...`` and ``/ontology`` also answer as RDF by content negotiation or by
-an extension suffix (``.ttl``, ``.jsonld``, ``.nt``, ``.rdf``).
+descriptions). Each document answers as HTML or as RDF in every format rdflib and Comunica
+ask for, by ``Accept`` (read by protocol.py's negotiator, the endpoint's own) or by a suffix
+(``.html .ttl .nt .n3 .nq .trig .jsonld .rdf``), with ``Vary: Accept``, ``Link`` alternates,
+``rel="describedby"`` and ``Content-Location``. The answer is 200 at the document's URL: the
+IRIs are minted under ``https://w3id.org/nam-kg/``, whose redirect (303, docs/w3id/.htaccess)
+separates the thing from the document about it; see README, "Linked data".
 
->>> [rule for rule, _, _ in ROUTES]
+>>> [rule for rule, _, _ in ROUTES][:4]
 ['/', '/id/<path:slug>', '/ontology', '/ontology.<ext>']
 >>> valid_slug("azerbaijan"), valid_slug("a/b.c~d"), valid_slug("../etc"), valid_slug("a\\\\b")
 (True, True, False, False)
@@ -15,17 +21,29 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 from collections import defaultdict
-from dataclasses import dataclass, field
 
+import pyoxigraph as ox
 from flask import Blueprint, Response, render_template, request, url_for
 from werkzeug.routing import BuildError
 
+from .conditional import conditional
 from .config import Config
+from .discovery import DUMPS
 from .executor import QueryError
-from .iris import Iris
-from .protocol import preferred_quality
+from .iris import GRAPH_NAMES, Iris
+from .page_models import (
+    SEGMENT,
+    WELL_KNOWN,
+    EntityView,
+    Linker,
+    Term,
+    build_entity_view,
+    build_ontology_view,
+    labels_from_rows,
+    statement_rows,
+)
+from .protocol import _choose, media_type, parse_accept, preferred_quality
 
 # Every route of this module: (rule, endpoint, method of Pages). "/" is registered on the app
 # itself as "ui": endpoint.py answers a browser's GET /sparql with view_functions["ui"].
@@ -35,161 +53,88 @@ ROUTES = [
     ("/id/<path:slug>", "entity", "entity"),
     ("/ontology", "ontology", "ontology"),
     ("/ontology.<ext>", "ontology_file", "ontology"),
+    ("/ontology/<version>", "ontology_version", "ontology_version"),
+    ("/graph/<name>", "graph", "graph"),
+    ("/build", "build", "build"),
+    ("/build.<ext>", "build_file", "build"),
 ]
 
 HTML = "text/html"
 JSON_RESULTS = "application/sparql-results+json"
-# Data formats in server preference order, with the extension that names each.
-DATA_FORMATS = {
-    "text/turtle": "ttl",
-    "application/ld+json": "jsonld",
-    "application/n-triples": "nt",
-    "application/rdf+xml": "rdf",
+# Suffix -> media type of each representation; HTML first, then the RDF formats.
+SUFFIXES = {
+    "html": HTML,
+    "ttl": "text/turtle",
+    "nt": "application/n-triples",
+    "n3": "text/n3",
+    "nq": "application/n-quads",
+    "trig": "application/trig",
+    "jsonld": "application/ld+json",
+    "rdf": "application/rdf+xml",
 }
+DATA_FORMATS = {media: ext for ext, media in SUFFIXES.items() if media != HTML}
 FORMAT_NAMES = {
-    "text/turtle": "Turtle", "application/ld+json": "JSON-LD",
-    "application/n-triples": "N-Triples", "application/rdf+xml": "RDF/XML",
+    HTML: "HTML", "text/turtle": "Turtle", "application/n-triples": "N-Triples", "text/n3": "N3",
+    "application/n-quads": "N-Quads", "application/trig": "TriG", "application/ld+json": "JSON-LD",
+    "application/rdf+xml": "RDF/XML",
 }
-EXTENSIONS = {ext: media for media, ext in DATA_FORMATS.items()}
+# N3 is written as Turtle, which is valid N3 (pyoxigraph writes no N3 of its own).
+WRITTEN_AS = {"text/n3": "text/turtle"}
+# Which RDF format wins when the client accepts several equally (rdflib lists every format it
+# parses at q=1): N-Triples, which every parser of the Turtle and N-Quads families reads.
+_TIE_ORDER = (ox.RdfFormat.N_TRIPLES, ox.RdfFormat.TURTLE, ox.RdfFormat.JSON_LD,
+              ox.RdfFormat.RDF_XML, ox.RdfFormat.TRIG, ox.RdfFormat.N_QUADS)
 
-_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
-_SERVED = re.compile(r"id/.+|ontology(#.*)?|dataset")  # paths under the base that we answer
-
-RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-RDFS = "http://www.w3.org/2000/01/rdf-schema#"
-OWL = "http://www.w3.org/2002/07/owl#"
-SKOS = "http://www.w3.org/2004/02/skos/core#"
-PROV = "http://www.w3.org/ns/prov#"
-OA = "http://www.w3.org/ns/oa#"
-DCT = "http://purl.org/dc/terms/"
-WELL_KNOWN = {
-    "rdf": RDF, "rdfs": RDFS, "owl": OWL, "xsd": "http://www.w3.org/2001/XMLSchema#",
-    "skos": SKOS, "prov": PROV, "oa": OA, "org": "http://www.w3.org/ns/org#",
-    "time": "http://www.w3.org/2006/time#", "dcterms": DCT,
-    "schema": "https://schema.org/", "foaf": "http://xmlns.com/foaf/0.1/",
-    "vann": "http://purl.org/vocab/vann/", "wd": "http://www.wikidata.org/entity/",
-    "wdt": "http://www.wikidata.org/prop/direct/", "void": "http://rdfs.org/ns/void#",
-}
-LABEL, COMMENT, TYPE = RDFS + "label", RDFS + "comment", RDF + "type"
-
-
+# Paths under the base that this server answers (our IRIs link here rather than to the base).
 def valid_slug(slug: str) -> bool:
     """Only ``[A-Za-z0-9._~-]`` segments joined by ``/``; no empty, ``.`` or ``..`` segment."""
-    return all(_SEGMENT.fullmatch(s) and s not in (".", "..") for s in slug.split("/"))
+    return all(SEGMENT.fullmatch(s) and s not in (".", "..") for s in slug.split("/"))
 
 
-def best_match(accept: str | None, offers) -> str | None:
-    """The offer the client prefers (q-values); ties go to the earlier offer.
+def choose(accept: str | None) -> str | None:
+    """HTML or the RDF media type the client prefers; None if it takes neither.
 
-    >>> best_match("text/turtle;q=0.9, text/html;q=0.8", [HTML, *DATA_FORMATS])
-    'text/turtle'
-    >>> best_match(None, [HTML, "text/turtle"]), best_match("image/png", [HTML]) is None
-    ('text/html', True)
+    The RDF side is protocol.py's negotiator (pyoxigraph's table of media types: ``text/plain``
+    is N-Triples, ``application/json`` JSON-LD, ``text/n3`` Turtle); HTML wins ties, so
+    browsers and clients that send no ``Accept`` get the page.
+
+    >>> choose("text/turtle;q=0.9, text/html;q=0.8"), choose(None), choose("image/png")
+    ('text/turtle', 'text/html', None)
+    >>> choose("text/plain, */*;q=0.1"), choose("application/json"), choose("text/n3")
+    ('application/n-triples', 'application/ld+json', 'text/turtle')
+    >>> choose("application/rdf+xml, text/n3, text/turtle, application/n-triples, "
+    ...        "application/ld+json, application/n-quads, application/trix, application/trig")
+    'application/n-triples'
     """
-    best, best_q = None, 0.0
-    for offer in offers:
-        q = preferred_quality(accept, offer)
-        if q > best_q:
-            best, best_q = offer, q
-    return best
+    ranges = parse_accept(accept) or parse_accept("*/*")
+    fmt, q = _choose(ranges, ox.RdfFormat, _TIE_ORDER)
+    q_html = preferred_quality(accept, HTML)
+    if q_html > 0 and q_html >= q:
+        return HTML
+    return media_type(fmt) if fmt is not None and q > 0 else None
 
 
-# ---------------------------------------------------------------- terms and links
+def example_name(example: dict) -> str:
+    """The button text of an example query: its first comment line, tagged when the query is
+    written against the Wikidata-shaped view (``queries/wdqs-*.rq``), whose questions echo the
+    competency queries' (two buttons would otherwise read alike).
 
-
-@dataclass(frozen=True)
-class Term:
-    """One RDF term from a SPARQL JSON binding, with what a template needs to show it."""
-
-    kind: str  # "uri", "literal" or "bnode"
-    value: str
-    lang: str = ""
-    datatype: str = ""
-    href: str = ""  # where a link goes (local path for our IRIs)
-    label: str = ""  # English (or other) label, or a CURIE
-    label_ar: str = ""
-    note: str = ""  # tooltip text beside the IRI (a property's label)
-    parts: tuple = ()  # a blank node's (property, value) pairs, shown inline
-    items: tuple = ()  # an RDF list's members
-
-    @property
-    def rtl(self) -> bool:
-        return self.lang.lower().split("-")[0] in ("ar", "fa", "he", "ur")
-
-    @property
-    def short_datatype(self) -> str:
-        return self.datatype.rsplit("#", 1)[-1] if self.datatype else ""
-
-
-def curie(iri: str, prefixes: dict[str, str]) -> str:
-    """``prefix:local`` for a known namespace, else the IRI.
-
-    >>> curie("http://www.w3.org/ns/prov#Entity", WELL_KNOWN)
-    'prov:Entity'
-    >>> curie("http://example.org/x", WELL_KNOWN)
-    'http://example.org/x'
+    >>> example_name({"name": "Who chaired it?", "file": "wdqs-chair.rq", "query": ""})
+    'Who chaired it? (Wikidata model)'
     """
-    for prefix, ns in prefixes.items():
-        if iri.startswith(ns) and re.fullmatch(r"[A-Za-z_][\w.-]*", iri[len(ns):]):
-            return f"{prefix}:{iri[len(ns):]}"
-    return iri
+    name = str(example["name"])
+    tagged = any(w in name.lower() for w in ("wdqs", "wikidata"))
+    wdqs = str(example.get("file", "")).startswith("wdqs-")
+    return f"{name} (Wikidata model)" if wdqs and not tagged else name
 
 
-class Linker:
-    """Turns bindings into Terms: our IRIs link to this server, labels come from ``labels``,
-    blank nodes show their ``bnodes`` triples (id -> [(property IRI, binding)]) inline."""
+def prefers_html(accept: str | None) -> bool:
+    """Whether an error should be an HTML page (a browser) rather than plain text.
 
-    def __init__(self, iris: Iris, labels: dict[str, dict[str, str]] | None = None,
-                 bnodes: dict[str, list[tuple[str, dict]]] | None = None):
-        self.iris = iris
-        self.labels = labels or {}
-        self.bnodes = bnodes or {}
-        self.prefixes = {"nam": iris.vocab, "id": iris.base + "id/", **WELL_KNOWN}
-
-    def href(self, iri: str) -> str:
-        """A local path for our IRIs that this server answers; other web IRIs as they are."""
-        rest = iri[len(self.iris.base):] if iri.startswith(self.iris.base) else None
-        if rest is not None and _SERVED.fullmatch(rest):
-            return request.script_root + "/" + rest
-        return iri if iri.startswith(("http://", "https://")) else ""
-
-    def term(self, binding: dict | None, depth: int = 0) -> Term | None:
-        if not binding:
-            return None
-        kind, value = binding["type"], binding["value"]
-        if kind == "uri":
-            names = self.labels.get(value, {})
-            label = names.get("en") or names.get("") or curie(value, self.prefixes)
-            return Term("uri", value, href=self.href(value), label=label,
-                        label_ar=names.get("ar", ""))
-        if kind == "bnode":
-            return self.blank(value, depth)
-        return Term("literal", value, lang=binding.get("xml:lang", ""),
-                    datatype=binding.get("datatype", ""))
-
-    def iri(self, iri: str) -> Term:
-        return self.term({"type": "uri", "value": iri})
-
-    def blank(self, node: str, depth: int) -> Term:
-        pairs = self.bnodes.get(node, []) if depth < 3 else []
-        first = [o for p, o in pairs if p == RDF + "first"]
-        if first:  # an RDF list: walk rdf:rest
-            items, seen, cur = [], set(), node
-            while cur and cur not in seen and len(items) < 100:
-                seen.add(cur)
-                rest = dict(self.bnodes.get(cur, []))
-                if RDF + "first" in rest:
-                    items.append(self.term(rest[RDF + "first"], depth + 1))
-                nxt = rest.get(RDF + "rest", {})
-                cur = nxt.get("value") if nxt.get("type") == "bnode" else None
-            return Term("bnode", node, label="_:" + node, items=tuple(items))
-        parts = tuple((self.predicate(p), self.term(o, depth + 1)) for p, o in pairs)
-        return Term("bnode", node, label="_:" + node, parts=parts)
-
-    def predicate(self, iri: str) -> Term:
-        """A property shown by its CURIE (exact); its label goes to the tooltip."""
-        return Term("uri", iri, href=self.href(iri), label=curie(iri, self.prefixes),
-                    note=self.labels.get(iri, {}).get("en", ""))
+    >>> prefers_html("text/html,application/xhtml+xml,*/*;q=0.8"), prefers_html("text/turtle")
+    (True, False)
+    """
+    return preferred_quality(accept, HTML) > preferred_quality(accept, "text/plain")
 
 
 # ---------------------------------------------------------------- queries
@@ -200,7 +145,7 @@ class Pages:
 
     def __init__(self, executor, config: Config, iris: Iris, examples: list[dict]):
         self.executor, self.config, self.iris = executor, config, iris
-        self.examples = [{"name": str(e["name"]), "query": str(e["query"])} for e in examples]
+        self.examples = [{"name": example_name(e), "query": str(e["query"])} for e in examples]
         self.prologue = "\n".join(
             f"PREFIX {p}: <{ns}>" for p, ns in {"nam": iris.vocab, **WELL_KNOWN}.items()
         ) + "\n"
@@ -212,7 +157,7 @@ class Pages:
 
     def construct(self, sparql: str, media: str):
         return self.executor.query(self.prologue + sparql, solutions_format=None,
-                                   graph_format=media)
+                                   graph_format=WRITTEN_AS.get(media, media))
 
     def labels(self, iris) -> dict[str, dict[str, str]]:
         """rdfs:label of each IRI, by language ('' for none); one query for all."""
@@ -227,24 +172,51 @@ class Pages:
                 out[row["x"]["value"]].setdefault(lang, row["l"]["value"])
         return out
 
-    # ------------------------------------------------------------ responses
+    # ------------------------------------------------------------ documents
 
-    def data_response(self, sparql: str, media: str, links: dict[str, str],
-                      missing: str) -> Response:
-        result = self.construct(sparql, media)
-        if result.count == 0:
+    def document(self, path: str, ext: str | None, sparql: str, missing: str, html):
+        """One document at ``path`` (its URL without a suffix): the representation a suffix
+        names, or the one ``Accept`` prefers; RDF from the CONSTRUCT ``sparql``, HTML from
+        ``html(jsonld)`` (None when there is nothing to show)."""
+        if ext is not None:
+            media = SUFFIXES.get(ext)
+            if media is None:
+                return self.not_found(path + "." + ext)
+        else:
+            media = choose(request.headers.get("Accept"))
+            if media is None:
+                return _not_acceptable()
+        page = request.script_root + path
+        headers = {"Vary": "Accept", "Link": link_header(page, media),
+                   "Content-Location": page + "." + _suffix(media)}
+        if media != HTML:
+            result = self.construct(sparql, media)
+            if result.count == 0:
+                return self.not_found(missing)
+            if result.truncated:
+                headers["X-Result-Truncated"] = "true"
+            return Response(result.body, headers=headers, content_type=_with_charset(media))
+        jsonld = self.construct(sparql, "application/ld+json")
+        body = html(_script_safe(jsonld.body) if jsonld.count else None)
+        if body is None:
             return self.not_found(missing)
-        headers = {"Vary": "Accept", "Link": link_header(links)}
-        if result.truncated:
-            headers["X-Result-Truncated"] = "true"
-        return Response(result.body, headers=headers, content_type=_with_charset(media))
+        return Response(body, headers=headers, content_type="text/html; charset=utf-8")
+
+    def doc_triples(self, iri: str, path: str) -> tuple[str, str]:
+        """CONSTRUCT template and pattern (a UNION branch) for what the document at ``path``
+        says about itself: its topic, its dataset (void:inDataset) and the dataset's licence;
+        only when ``iri`` is in the graph, so an unknown IRI stays a 404."""
+        doc = request.url_root.rstrip("/") + path
+        e, ds = f"<{iri}>", f"<{self.iris.dataset}>"
+        topic = "" if doc == iri else f"foaf:primaryTopic {e} ;"
+        template = (f"?doc a foaf:Document ; {topic} void:inDataset {ds} ; "
+                    f"dcterms:license ?licence .")
+        pattern = (f"{{ BIND(<{doc}> AS ?doc) OPTIONAL {{ {ds} dcterms:license ?licence }} "
+                   f"FILTER EXISTS {{ {{ {e} ?dp ?do }} UNION {{ ?ds0 ?dp {e} }} }} }}")
+        return template, pattern
 
     def not_found(self, what: str) -> Response:
-        accept = request.headers.get("Accept")
-        if best_match(accept, [HTML, "text/plain"]) == HTML:
-            body = render_template("not_found.html", what=what)
-            return Response(body, 404, content_type="text/html; charset=utf-8")
-        return _plain(404, f"Not found: {what}")
+        return error_response(404, "Not found", f"Not found: {what}")
 
     # ------------------------------------------------------------ views
 
@@ -253,8 +225,6 @@ class Pages:
             endpoint = url_for("sparql.sparql")
         except BuildError:  # the SPARQL blueprint is not mounted (a pages-only app)
             endpoint = request.script_root + "/sparql"
-        from .app import DUMPS  # late: app.py imports this module while building the app
-
         body = render_template(
             "index.html", endpoint=endpoint, examples=self.examples, config=self.config,
             iris=self.iris, dumps=list(DUMPS),
@@ -262,27 +232,28 @@ class Pages:
         return Response(body, content_type="text/html; charset=utf-8")
 
     def entity(self, slug: str) -> Response:
-        media = None
         if not valid_slug(slug):
             return self.not_found("/id/" + slug if len(slug) < 200 else "this IRI")
         stem, dot, ext = slug.rpartition(".")
-        if dot and ext in EXTENSIONS and stem:
-            slug, media = stem, EXTENSIONS[ext]
-        iri = self.iris.entity(slug)
-        page = request.script_root + "/id/" + slug
-        links = {page + "." + ext: m for m, ext in DATA_FORMATS.items()}
-        if media is None:
-            media = best_match(request.headers.get("Accept"), [HTML, *DATA_FORMATS])
-            if media is None:
-                return _not_acceptable()
-        if media != HTML:
-            return self.data_response(describe_query(iri), media, links, iri)
-        view = self.entity_view(iri)
-        if view is None:
-            return self.not_found(iri)
-        body = render_template("entity.html", e=view, formats=_format_links(links), iris=self.iris)
-        return Response(body, content_type="text/html; charset=utf-8",
-                        headers={"Vary": "Accept", "Link": link_header(links)})
+        if not (dot and ext in SUFFIXES and stem):
+            stem, ext = slug, None
+        return self.describe(self.iris.entity(stem), "/id/" + stem, ext)
+
+    def build(self, ext: str | None = None) -> Response:
+        return self.describe(self.iris.base + "build", "/build", ext)
+
+    def describe(self, iri: str, path: str, ext: str | None) -> Response:
+        template, pattern = self.doc_triples(iri, path)
+        sparql = describe_query(iri, template, pattern)
+
+        def html(jsonld):
+            view = self.entity_view(iri)
+            if view is None:
+                return None
+            return render_template("entity.html", e=view, formats=_format_links(path),
+                                   iris=self.iris, jsonld=jsonld)
+
+        return self.document(path, ext, sparql, iri, html)
 
     def entity_view(self, iri: str) -> EntityView | None:
         # Plain queries only: Virtuoso 7.2 cannot compile a UNION with BIND and a property
@@ -308,45 +279,96 @@ class Pages:
         return build_entity_view(iri, own, incoming, nodes, linker)
 
     def ontology(self, ext: str | None = None) -> Response:
-        page = request.script_root + "/ontology"
-        links = {page + "." + e: m for m, e in DATA_FORMATS.items()}
-        if ext is not None:
-            media = EXTENSIONS.get(ext)
-            if media is None:
-                return self.not_found(page + "." + ext)
-        else:
-            media = best_match(request.headers.get("Accept"), [HTML, *DATA_FORMATS])
-            if media is None:
-                return _not_acceptable()
         graph = self.iris.graph("ontology")
-        if media != HTML:
-            sparql = f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
-            return self.data_response(sparql, media, links, self.iris.ontology)
-        rows = self.select(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
-        if not rows:
-            return self.not_found(self.iris.ontology)
-        bnodes: dict[str, list[tuple[str, dict]]] = defaultdict(list)
-        for r in rows:
-            if r["s"]["type"] == "bnode":
-                bnodes[r["s"]["value"]].append((r["p"]["value"], r["o"]))
-        linker = Linker(self.iris, _labels_from_rows(rows), bnodes)
-        view = build_ontology_view(self.iris, rows, linker)
-        body = render_template("ontology.html", o=view, formats=_format_links(links),
-                               iris=self.iris)
-        return Response(body, content_type="text/html; charset=utf-8",
-                        headers={"Vary": "Accept", "Link": link_header(links)})
+        sparql = f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
+
+        def html(jsonld):
+            rows = self.select(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+            if not rows:
+                return None
+            bnodes: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+            for r in rows:
+                if r["s"]["type"] == "bnode":
+                    bnodes[r["s"]["value"]].append((r["p"]["value"], r["o"]))
+            linker = Linker(self.iris, labels_from_rows(rows), bnodes)
+            view = build_ontology_view(self.iris, rows, linker)
+            return render_template("ontology.html", o=view, formats=_format_links("/ontology"),
+                                   iris=self.iris, jsonld=jsonld)
+
+        return self.document("/ontology", ext, sparql, self.iris.ontology, html)
+
+    def ontology_version(self, version: str) -> Response:
+        """The ontology's ``owl:versionIRI`` (``/ontology/0.1.0``): the ontology, while that
+        is its current version; other versions are not kept (404)."""
+        stem, dot, ext = version.rpartition(".")
+        if dot and ext in SUFFIXES and stem:
+            version, suffix = stem, ext
+        else:
+            suffix = None
+        iri = f"{self.iris.ontology}/{version}"
+        graph = self.iris.graph("ontology")
+        if not SEGMENT.fullmatch(version) or not self.select(
+                f"SELECT ?v WHERE {{ GRAPH <{graph}> {{ <{self.iris.ontology}> owl:versionIRI "
+                f"<{iri}> BIND(1 AS ?v) }} }}"):
+            return self.not_found(iri)
+        return self.ontology(suffix)
+
+    def graph(self, name: str) -> Response:
+        """A named graph: its triples as RDF, or in HTML a description (its size and VoID
+        statements from the meta graph) with links to its triples in every format."""
+        stem, dot, ext = name.rpartition(".")
+        if dot and ext in SUFFIXES and stem:
+            name, suffix = stem, ext
+        else:
+            suffix = None
+        if name not in GRAPH_NAMES:
+            return self.not_found(request.script_root + "/graph/" + name)
+        iri, path = self.iris.graph(name), "/graph/" + name
+        sparql = f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH <{iri}> {{ ?s ?p ?o }} }}"
+
+        def html(_jsonld):
+            rows = self.select(f"SELECT ?p ?o WHERE {{ GRAPH <{self.iris.graph('meta')}> "
+                               f"{{ <{iri}> ?p ?o }} }}")
+            linker = Linker(self.iris, self.labels({r["p"]["value"] for r in rows}))
+            props: dict[str, list[Term]] = {}
+            for r in rows:
+                props.setdefault(r["p"]["value"], []).append(linker.term(r["o"]))
+            described = self.construct(
+                f"CONSTRUCT {{ <{iri}> ?p ?o }} WHERE {{ GRAPH <{self.iris.graph('meta')}> "
+                f"{{ <{iri}> ?p ?o }} }}", "application/ld+json")
+            return render_template(
+                "graph.html", name=name, iri=iri, about=GRAPH_ABOUT.get(name, ""),
+                rows=[(linker.predicate(p), v) for p, v in sorted(props.items())],
+                graphs=GRAPH_NAMES, formats=_format_links(path), iris=self.iris,
+                jsonld=_script_safe(described.body) if described.count else None)
+
+        # The meta graph's own description is not in the meta graph: its page shows its
+        # triples' links only.
+        return self.document(path, suffix, sparql, iri, html)
 
 
-def describe_query(iri: str) -> str:
-    """The entity's description: its triples, blank nodes it reaches (3 levels), triples to it."""
+GRAPH_ABOUT = {
+    "ontology": "The ontology: classes and properties with Arabic and English labels.",
+    "facts": "What the article states: facts, attributed claims, quotes, the things spoken of.",
+    "links": "Links to Wikidata, each with its evidence.",
+    "wikidata": "The Wikibase-shaped view derived at build time (wdt:, p:/ps:/pq: statements).",
+    "meta": "Build metadata and VoID counts.",
+}
+
+
+def describe_query(iri: str, template: str = "", pattern: str = "") -> str:
+    """The entity's description: its triples, blank nodes it reaches (3 levels), triples to it;
+    plus ``template`` made from the extra UNION branch ``pattern`` (the document's own)."""
     e = f"<{iri}>"
-    return f"""CONSTRUCT {{ ?s ?p ?o }} WHERE {{
+    extra = f"UNION {pattern}" if pattern else ""
+    return f"""CONSTRUCT {{ ?s ?p ?o . {template} }} WHERE {{
       {{ {e} ?p ?o BIND({e} AS ?s) }}
       UNION {{ {e} ?p1 ?s FILTER(isBlank(?s)) ?s ?p ?o }}
       UNION {{ {e} ?p1 ?b1 FILTER(isBlank(?b1)) ?b1 ?p2 ?s FILTER(isBlank(?s)) ?s ?p ?o }}
       UNION {{ {e} ?p1 ?b1 FILTER(isBlank(?b1)) ?b1 ?p2 ?b2 FILTER(isBlank(?b2))
                ?b2 ?p3 ?s FILTER(isBlank(?s)) ?s ?p ?o }}
       UNION {{ ?s ?p {e} BIND({e} AS ?o) }}
+      {extra}
     }}"""
 
 
@@ -387,70 +409,37 @@ def about_query(iri: str) -> str:
     }}"""
 
 
-def statement_rows(iri: str, own: list[dict], about: list[dict], vocab: str) -> list[dict]:
-    """Rows (``node kind via author quote exact translation sentence``) for the entity and each
-    subject pointing at it that is, through ``rdf:type`` and ``rdfs:subClassOf*``, a nam:Fact
-    or nam:Claim; a row holds one via, author or quote."""
-    fact, claim = vocab + "Fact", vocab + "Claim"
-    me = {"type": "uri", "value": iri}
-    supers: dict[str, set[str]] = defaultdict(set)
-    nodes: dict[str, dict] = {}  # node -> its binding, in order of first mention
-    details: dict[str, list[dict]] = defaultdict(list)  # node -> via, author and quote parts
-    types: dict[str, set[str]] = defaultdict(set)
-    for row in about:
-        if "class" in row:
-            supers[row["class"]["value"]].add(row["super"]["value"])
-            continue
-        node = row.get("s", me)
-        nodes.setdefault(node["value"], node)
-        if "type" in row:
-            types[node["value"]].add(row["type"]["value"])
-        elif "p" in row:
-            details[node["value"]].append({"via": row["p"]})
-        else:
-            details[node["value"]].append({k: v for k, v in row.items() if k != "s"})
-    nodes.setdefault(iri, me)
-    for row in own:
-        if row["p"]["value"] == TYPE:
-            types[iri].add(row["o"]["value"])
-        elif row["p"]["value"] == PROV + "wasAttributedTo":
-            details[iri].append({"author": row["o"]})
-    out = []
-    for key, node in nodes.items():
-        reached = _superclasses(types[key], supers)
-        if claim in reached or fact in reached:
-            kind = {"type": "uri", "value": claim if claim in reached else fact}
-            out.append({"node": node, "kind": kind})
-            out.extend({"node": node, "kind": kind, **part} for part in details[key])
-    return out
+def link_header(page: str, served: str) -> str:
+    """``Link``: the other representations (``alternate``) and the RDF that describes the
+    resource (``describedby``, Turtle).
 
-
-def _superclasses(classes: set[str], supers: dict[str, set[str]]) -> set[str]:
-    """``classes`` and all their superclasses.
-
-    >>> sorted(_superclasses({"a"}, {"a": {"b"}, "b": {"c", "a"}}))
-    ['a', 'b', 'c']
+    >>> link_header("/id/x", "text/html").split(", ")[:2]  # doctest: +NORMALIZE_WHITESPACE
+    ['</id/x.ttl>; rel="alternate describedby"; type="text/turtle"',
+     '</id/x.nt>; rel="alternate"; type="application/n-triples"']
     """
-    seen, todo = set(), list(classes)
-    while todo:
-        c = todo.pop()
-        if c not in seen:
-            seen.add(c)
-            todo.extend(supers.get(c, ()))
-    return seen
+    links = []
+    for ext, media in SUFFIXES.items():
+        rels = [] if media == served else ["alternate"]
+        if media == "text/turtle":  # also on the Turtle answer itself
+            rels.append("describedby")
+        if rels:
+            links.append(f'<{page}.{ext}>; rel="{" ".join(rels)}"; type="{media}"')
+    return ", ".join(links)
 
 
-def link_header(links: dict[str, str]) -> str:
-    """``Link`` alternates: one per data format.
-
-    >>> link_header({"/id/x.ttl": "text/turtle"})
-    '</id/x.ttl>; rel="alternate"; type="text/turtle"'
-    """
-    return ", ".join(f'<{url}>; rel="alternate"; type="{media}"' for url, media in links.items())
+def _suffix(media: str) -> str:
+    return next(ext for ext, m in SUFFIXES.items() if m == media)
 
 
-def _format_links(links: dict[str, str]) -> list[tuple[str, str, str]]:
-    return [(FORMAT_NAMES[media], url, media) for url, media in links.items()]
+def _format_links(path: str) -> list[tuple[str, str, str]]:
+    page = request.script_root + path
+    return [(FORMAT_NAMES[m], f"{page}.{ext}", m) for ext, m in SUFFIXES.items() if m != HTML]
+
+
+def _script_safe(jsonld: bytes) -> str:
+    """JSON-LD text safe inside ``<script>``: no ``<`` (so no ``</script>``), still the same
+    JSON (``\\u003c`` inside strings, the only place JSON has ``<``)."""
+    return jsonld.decode("utf-8").replace("<", "\\u003c")
 
 
 def _with_charset(media: str) -> str:
@@ -462,10 +451,30 @@ def _plain(status: int, message: str, headers: dict[str, str] | None = None) -> 
                     content_type="text/plain; charset=utf-8")
 
 
+def error_response(status: int, title: str, message: str,
+                   headers: dict[str, str] | None = None) -> Response:
+    """An error as a page for browsers (they prefer text/html), as text for other clients."""
+    if prefers_html(request.headers.get("Accept")):
+        body = render_template("error.html", status=status, title=title, message=message,
+                               title_ar=ERROR_TITLES_AR.get(status, ""))
+        resp = Response(body, status, headers=headers or {},
+                        content_type="text/html; charset=utf-8")
+    else:
+        resp = _plain(status, message, headers)
+    resp.vary.add("Accept")
+    return resp
+
+
+ERROR_TITLES_AR = {400: "طلب غير صالح", 404: "غير موجود", 405: "طريقة غير مسموح بها",
+                   406: "صيغة غير متاحة", 413: "الطلب كبير جدًا", 500: "خطأ في الخادم",
+                   503: "الخدمة مشغولة"}
+
+
 def _not_acceptable() -> Response:
-    offers = ", ".join([HTML, *DATA_FORMATS])
-    return _plain(406, f"Not acceptable; this resource is available as {offers}",
-                  {"Vary": "Accept"})
+    offers = ", ".join(SUFFIXES.values())
+    return error_response(406, "Not acceptable",
+                          f"Not acceptable; this resource is available as {offers}",
+                          {"Vary": "Accept"})
 
 
 def _query_error(exc: QueryError) -> Response:
@@ -473,215 +482,7 @@ def _query_error(exc: QueryError) -> Response:
     if exc.status == 503:
         retry = getattr(exc, "retry_after", None) or 1
         headers["Retry-After"] = str(max(1, math.ceil(retry)))
-    return _plain(exc.status, exc.message, headers)
-
-
-# ---------------------------------------------------------------- entity page model
-
-
-@dataclass
-class Quote:
-    iri: Term
-    exact: Term | None
-    translation: Term | None
-    sentence: int | None
-
-
-@dataclass
-class Statement:
-    """A fact or claim node that concerns the entity (or is the entity), with its quotes."""
-
-    node: Term
-    kind: str  # "Fact" or "Claim"
-    via: list[Term] = field(default_factory=list)  # properties by which it points here
-    authors: list[Term] = field(default_factory=list)
-    quotes: list[Quote] = field(default_factory=list)
-
-    @property
-    def first_sentence(self) -> float:
-        found = [q.sentence for q in self.quotes if q.sentence is not None]
-        return min(found) if found else math.inf
-
-
-@dataclass
-class EntityView:
-    term: Term
-    types: list[Term]
-    same_as: list[Term]
-    properties: list[tuple[Term, list[Term]]]
-    own: list[Statement]  # when the entity itself is a fact or claim
-    about: list[Statement]  # facts and claims that point at it
-    incoming: list[tuple[Term, Term]]  # other (subject, property) pointing at it
-    quote: Quote | None  # when the entity is a quote
-
-
-def build_entity_view(iri, own, incoming, nodes, linker: Linker) -> EntityView:
-    props: dict[str, list[Term]] = {}
-    for row in own:
-        props.setdefault(row["p"]["value"], []).append(linker.term(row["o"]))
-    order = {TYPE: 0, LABEL: 1, COMMENT: 2, SKOS + "definition": 3, OWL + "sameAs": 4}
-    properties = [(linker.predicate(p), values)
-                  for p, values in sorted(props.items(), key=lambda kv: (order.get(kv[0], 9),
-                                                                        kv[0]))]
-    statements: dict[str, Statement] = {}
-    for row in nodes:
-        node = row["node"]["value"]
-        st = statements.get(node)
-        if st is None:
-            kind = "Claim" if row["kind"]["value"].endswith("#Claim") else "Fact"
-            st = statements[node] = Statement(linker.term(row["node"]), kind)
-        if row.get("via"):
-            _add_unique(st.via, linker.predicate(row["via"]["value"]))
-        _add_unique(st.authors, linker.term(row.get("author")))
-        if "quote" in row and not any(q.iri.value == row["quote"]["value"] for q in st.quotes):
-            if "exact" in row or "translation" in row:
-                st.quotes.append(_quote(row, linker))
-    for st in statements.values():
-        st.quotes.sort(key=lambda q: math.inf if q.sentence is None else q.sentence)
-    me = statements.pop(iri, None)
-    about = sorted(statements.values(), key=lambda s: (s.first_sentence, s.node.label))
-    pointing = {s.node.value for s in about}
-    others = [(linker.term(r["s"]), linker.predicate(r["p"]["value"]))
-              for r in incoming if r["s"]["value"] not in pointing]
-    quote = None
-    if OA + "exact" in props:
-        vocab = linker.iris.vocab
-        ex, tr = props[OA + "exact"], props.get(vocab + "translation", [])
-        sent = props.get(vocab + "sentence", [])
-        quote = Quote(linker.iri(iri), ex[0], tr[0] if tr else None,
-                      _int(sent[0]) if sent else None)
-    return EntityView(
-        term=linker.iri(iri),
-        types=props.get(TYPE, []),
-        same_as=props.get(OWL + "sameAs", []),
-        properties=properties,
-        own=[me] if me else [],
-        about=about,
-        incoming=others,
-        quote=quote,
-    )
-
-
-def _quote(row, linker: Linker) -> Quote:
-    sentence = _int(linker.term(row.get("sentence"))) if row.get("sentence") else None
-    return Quote(linker.term(row["quote"]), linker.term(row.get("exact")),
-                 linker.term(row.get("translation")), sentence)
-
-
-def _int(term: Term | None) -> int | None:
-    try:
-        return int(term.value) if term else None
-    except ValueError:
-        return None
-
-
-def _add_unique(items: list[Term], term: Term | None) -> None:
-    if term is not None and all(t.value != term.value for t in items):
-        items.append(term)
-
-
-# ---------------------------------------------------------------- ontology page model
-
-CLASS_TYPES = {OWL + "Class", RDFS + "Class"}
-SECTIONS = [  # (title, anchor, rdf:types that put a term there)
-    ("Classes", "classes", CLASS_TYPES),
-    ("Object properties", "object-properties", {OWL + "ObjectProperty"}),
-    ("Datatype properties", "datatype-properties", {OWL + "DatatypeProperty"}),
-    ("Annotation properties", "annotation-properties", {OWL + "AnnotationProperty"}),
-    ("Other properties", "properties", {RDF + "Property"}),
-]
-TEXT_PROPS = {LABEL, COMMENT, SKOS + "definition"}
-STRUCTURE = [RDFS + "subClassOf", RDFS + "subPropertyOf", OWL + "inverseOf", RDFS + "domain",
-             RDFS + "range", OWL + "disjointWith", RDFS + "isDefinedBy"]
-ALIGNMENTS = [SKOS + "exactMatch", SKOS + "closeMatch", SKOS + "broadMatch",
-              SKOS + "narrowMatch", SKOS + "relatedMatch", OWL + "equivalentClass",
-              OWL + "equivalentProperty", OWL + "sameAs", RDFS + "seeAlso"]
-
-
-@dataclass
-class TermDoc:
-    anchor: str
-    term: Term
-    types: list[Term]
-    labels: list[Term]  # Arabic first, then English, then others
-    comments: list[Term]  # rdfs:comment and skos:definition, same order
-    structure: list[tuple[Term, list[Term]]]
-    alignments: list[tuple[Term, list[Term]]]
-    other: list[tuple[Term, list[Term]]]
-
-
-@dataclass
-class OntologyView:
-    term: Term
-    titles: list[Term]
-    metadata: list[tuple[Term, list[Term]]]
-    sections: list[tuple[str, str, list[TermDoc]]]
-
-
-def _labels_from_rows(rows) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = defaultdict(dict)
-    rows = sorted(rows, key=lambda r: r["p"]["value"] != LABEL)  # rdfs:label before a title
-    for r in rows:
-        if r["p"]["value"] in (LABEL, DCT + "title") and r["o"]["type"] == "literal":
-            lang = r["o"].get("xml:lang", "").lower().split("-")[0]
-            out[r["s"]["value"]].setdefault(lang, r["o"]["value"])
-    return out
-
-
-def build_ontology_view(iris: Iris, rows, linker: Linker) -> OntologyView:
-    by_subject: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    for r in rows:
-        if r["s"]["type"] == "uri":
-            by_subject[r["s"]["value"]][r["p"]["value"]].append(r["o"])
-    meta = by_subject.pop(iris.ontology, {})
-    titles = sorted((linker.term(o) for o in meta.get(DCT + "title", [])),
-                    key=lambda t: t.lang != "en")
-    first = [DCT + "title", DCT + "description", OWL + "versionIRI", OWL + "versionInfo",
-             DCT + "license", DCT + "creator"]
-    metadata = [(linker.predicate(p), [linker.term(o) for o in objs])
-                for p, objs in sorted(meta.items(), key=lambda kv: (
-                    first.index(kv[0]) if kv[0] in first else len(first), kv[0]))]
-    sections: list[tuple[str, str, list[TermDoc]]] = []
-    placed: set[str] = set()
-    for title, anchor, types in SECTIONS:
-        docs = []
-        for s in sorted(by_subject):
-            objs = by_subject[s]
-            if s not in placed and {o["value"] for o in objs.get(TYPE, [])} & types:
-                docs.append(_term_doc(iris, s, objs, linker))
-                placed.add(s)
-        if docs:
-            sections.append((title, anchor, docs))
-    rest = [_term_doc(iris, s, by_subject[s], linker) for s in sorted(by_subject)
-            if s not in placed and s.startswith(iris.vocab)]
-    if rest:
-        sections.append(("Other terms", "other-terms", rest))
-    return OntologyView(linker.iri(iris.ontology), titles, metadata, sections)
-
-
-def _term_doc(iris: Iris, iri: str, objs: dict[str, list[dict]], linker: Linker) -> TermDoc:
-    anchor = iri[len(iris.vocab):] if iri.startswith(iris.vocab) else iri.rsplit("#", 1)[-1]
-    rank = {"ar": 0, "en": 1}  # the article's language leads
-
-    def texts(preds):
-        terms = [linker.term(o) for p in preds for o in objs.get(p, [])]
-        return sorted(terms, key=lambda t: rank.get(t.lang, 2))
-
-    def rows_for(preds):
-        return [(linker.predicate(p), [linker.term(o) for o in objs[p]])
-                for p in preds if p in objs]
-
-    known = TEXT_PROPS | set(STRUCTURE) | set(ALIGNMENTS) | {TYPE}
-    return TermDoc(
-        anchor=anchor,
-        term=linker.iri(iri),
-        types=[linker.term(o) for o in objs.get(TYPE, [])],
-        labels=texts([LABEL]),
-        comments=texts([COMMENT, SKOS + "definition"]),
-        structure=rows_for(STRUCTURE),
-        alignments=rows_for(ALIGNMENTS),
-        other=rows_for(sorted(p for p in objs if p not in known)),
-    )
+    return error_response(exc.status, "Query failed", exc.message, headers)
 
 
 # ---------------------------------------------------------------- blueprint
@@ -704,7 +505,7 @@ def make_pages_blueprint(executor, config: Config, iris: Iris, *,
         return run
 
     for rule, endpoint, method in ROUTES:
-        view = guarded(getattr(pages, method))
+        view = conditional(guarded(getattr(pages, method)))
         if endpoint == "ui":
             bp.record_once(lambda state, r=rule, v=view: state.app.add_url_rule(r, "ui", v))
         else:

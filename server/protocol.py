@@ -263,6 +263,7 @@ class SparqlRequest:
     default_graphs: list[str] = field(default_factory=list)
     named_graphs: list[str] = field(default_factory=list)
     format: str | None = None  # the first non-empty ``format`` parameter
+    uselang: str | None = None  # WDQS's language for the label service's [AUTO_LANGUAGE]
 
     @property
     def has_dataset(self) -> bool:
@@ -373,15 +374,19 @@ def _params_and_body(request, max_body: int, direct_type: str, name: str):
     if mimetype == FORM:
         _check_charset(request)
         return url + parse_pairs(body, "The form body"), None
-    if not mimetype and not body:  # a bodiless POST with everything in the URL
+    if not body and (not mimetype or name == "query"):
+        # a bodiless POST with everything in the URL; WDQS takes a query so whatever the
+        # Content-Type says (WikibaseIntegrator sends multipart/form-data and no body)
         return url, None
+    also = ", or an empty body with the query in the URL" if name == "query" else ""
     raise ProtocolError(
-        415, f"Unsupported Content-Type {mimetype or '(none)'!r}; use {direct_type} or {FORM}"
+        415, f"Unsupported Content-Type {mimetype or '(none)'!r}; use {direct_type} or {FORM}{also}"
     )
 
 
 def parse_query_request(request, *, max_body: int) -> SparqlRequest:
-    """A query from GET ``?query=``, a form POST, or a direct ``application/sparql-query`` POST."""
+    """A query from GET ``?query=``, a form POST, a direct ``application/sparql-query`` POST,
+    or a POST with an empty body (any Content-Type, as WDQS) and the query in the URL."""
     pairs, text = _params_and_body(request, max_body, SPARQL_QUERY, "query")
     if text is None:
         text = _single(_values(pairs, "query"), "query")
@@ -391,6 +396,7 @@ def parse_query_request(request, *, max_body: int) -> SparqlRequest:
         default_graphs=_graph_iris(pairs, "default-graph-uri"),
         named_graphs=_graph_iris(pairs, "named-graph-uri"),
         format=formats[0] if formats else None,
+        uselang=next((v for v in _values(pairs, "uselang") if v.strip()), None),
     )
 
 

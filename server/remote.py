@@ -253,8 +253,10 @@ class RemoteExecutor:
 
     def query(self, sparql: str, *, solutions_format: str | None, graph_format: str | None,
               default_graphs: list[str] | None = None, named_graphs: list[str] | None = None,
-              base_iri: str | None = None, timeout: float | None = None) -> Result:
-        """Run a query remotely; formats are negotiated media types (None: not acceptable)."""
+              base_iri: str | None = None, timeout: float | None = None,
+              deadline: float | None = None) -> Result:
+        """Run a query remotely; formats are negotiated media types (None: not acceptable);
+        ``deadline`` (``time.monotonic()``) shortens the timeout to the client's time left."""
         sol = _format(ox.QueryResultsFormat, solutions_format)
         graph = _format(ox.RdfFormat, graph_format)
         form = query_form(sparql)
@@ -271,6 +273,11 @@ class RemoteExecutor:
             params += [("named-graph-uri", g) for g in self.named_graphs]
         accept = GRAPH_WIRE if form == "graph" else SOLUTIONS_WIRE
         limit = self.timeout if timeout is None else timeout
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise QueryTimeout("the request's time ran out before its query could start")
+            limit = min(limit, left)
         response, body = self._post(self.url, params, accept, limit)
         kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         as_graph = form == "graph" or (form is None and kind not in (

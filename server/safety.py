@@ -80,8 +80,10 @@ def _check(text: str, allowlist: frozenset[str], max_depth: int, update: bool) -
     decoded = _ESCAPE.sub(_unescape, text)
     if decoded != text:
         views.append(decoded)
-    for view in views:
-        _Checker(view, allowlist, max_depth, update).run()
+    # Strict (fail closed) on the text as Oxigraph reads it; the decoded view is a second
+    # look for parsers that decode first, where "\\u0022" in a string is a legal quote.
+    for view, strict in zip(views, (True, False)[: len(views)], strict=True):
+        _Checker(view, allowlist, max_depth, update, strict).run()
 
 
 _ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
@@ -167,10 +169,16 @@ class _Finder:
 
 
 class _Lexer:
-    """One token at a time: ``token(pos)`` -> (kind, start, end) after whitespace and comments."""
+    """One token at a time: ``token(pos)`` -> (kind, start, end) after whitespace and comments.
 
-    def __init__(self, text: str):
-        self.text = text
+    ``strict``: fail closed. A string that Oxigraph could read otherwise than we do (one that
+    never ends, or holds an escape that is not SPARQL's) raises :class:`UnsafeQuery`: pyoxigraph
+    then backtracks to other readings of the same characters, and a SERVICE we took for string
+    content could become live.
+    """
+
+    def __init__(self, text: str, strict: bool = False):
+        self.text, self.strict = text, strict
         self.finders = {q: _Finder(text, q) for q in ("'", '"', "'''", '"""')}
         self.newlines = _Finder(text, _NEWLINE)
 
@@ -197,12 +205,38 @@ class _Lexer:
         if self.text.startswith(q * 3, pos):
             end = self.finders[q * 3].next(pos + 3)
             if end >= 0:
+                self._escapes(pos, pos + 3, end)
                 return "str", pos, end + 3
         end = self.finders[q].next(pos + 1)
         nl = self.newlines.next(pos + 1)
         if end >= 0 and (nl < 0 or end < nl):
+            self._escapes(pos, pos + 1, end)
             return "str", pos, end + 1
+        if self.strict:
+            raise UnsafeQuery(f"{_where(self.text, pos)}: a string that never ends (or runs "
+                              "past the end of its line) is refused")
         return "punct", pos, pos + 1  # unterminated: a syntax error for the real parser
+
+    def _escapes(self, start: int, body: int, end: int) -> None:
+        if self.strict and not _STRING_BODY.fullmatch(self.text, body, end):
+            bad = next((m.start() for m in _BAD_ESCAPE.finditer(self.text, body, end)
+                        if m.group(1)), body)
+            shown = self.text[bad:bad + 2]
+            raise UnsafeQuery(f"{_where(self.text, start)}: the string holds '{shown}', which is "
+                              "not a SPARQL escape (\\t \\b \\n \\r \\f \\\" \\' "
+                              "\\\\ \\uXXXX)")
+
+
+# A string's content: no backslash but in one of SPARQL's escapes (ECHAR, UCHAR).
+_ESC = r"""\\(?:[tbnrf"'\\]|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8})"""
+_STRING_BODY = re.compile(rf"(?:[^\\]++|{_ESC})*+")  # possessive: no backtracking
+_BAD_ESCAPE = re.compile(rf"{_ESC}|(\\)")
+
+
+def _where(text: str, pos: int) -> str:
+    """'line L, column C' of ``pos`` (1-based), for messages."""
+    line = text.count("\n", 0, pos) + 1
+    return f"line {line}, column {pos - (text.rfind(chr(10), 0, pos) + 1) + 1}"
 
 
 # --- IRIs -------------------------------------------------------------------------------
@@ -258,9 +292,10 @@ _UNLOCAL = re.compile(r"\\(.)")
 class _Checker:
     """Walks the token stream, forking where pyoxigraph could read ``<`` two ways."""
 
-    def __init__(self, text: str, allowlist: frozenset[str], max_depth: int, update: bool):
+    def __init__(self, text: str, allowlist: frozenset[str], max_depth: int, update: bool,
+                 strict: bool = True):
         self.text, self.allowlist, self.max_depth, self.update = text, allowlist, max_depth, update
-        self.lexer = _Lexer(text)
+        self.lexer = _Lexer(text, strict=strict)
         self.prefixes: dict[str, set[str]] = {}
         self.bases: set[str] = set()
         self.visited: set[tuple[int, bool]] = set()

@@ -1,14 +1,28 @@
 """SHACL validation of nam-kg's Turtle, with text, JSON, Turtle and JUnit reports.
 
-:func:`validate` checks files, :func:`validate_store` data already in an Oxigraph store (the
-build's). The default engine, ``sparql_engine="oxigraph"``, loads the data into Oxigraph and
-evaluates the shapes there (:mod:`server.shacl_oxigraph`, which compiles them into SPARQL); the
-shapes it cannot compile go to pyshacl on an rdflib copy, their ``sh:sparql`` constraints still on
-Oxigraph (:mod:`server.shacl_sparql`). ``sparql_engine="pyshacl"`` is pyshacl alone
-(``advanced=True`` for SHACL-AF targets, no inference): the reference, which both must match,
-:class:`Violation` for :class:`Violation`. One difference remains: Oxigraph stores valid typed
-literals in canonical form (``"1.0"^^xsd:decimal`` as ``"1"``), so checks on their lexical form
-(and the value shown) see that form.
+:func:`validate` checks files; the data are parsed by Oxigraph's parser into rdflib terms with
+every literal exactly as written (rdflib's own constructor would rewrite ``"01"^^xsd:integer``
+as ``"1"``, and even ``"none"^^xsd:boolean`` as ``"false"``). Three engines (:data:`ENGINES`):
+
+- ``pyshacl-turbo``, the default: pyshacl's ``validate()`` in Rust (pinned). On the W3C SHACL
+  suite (core + sparql, tests/test_shacl_w3c.py) it passes 120 of 120, pyshacl 119 (no
+  ``$shapesGraph``); on our fixtures and on generated graphs (tests/test_shacl_differential.py)
+  its results equal pyshacl's field by field, except where pyshacl is wrong (xsd:gYear order,
+  values of other types under ordering constraints). Where it fails to run, pyshacl judges.
+  Its default messages (for shapes without ``sh:message``) are worded differently. Neither
+  engine reports every ill-typed literal under ordering constraints (``"300"^^xsd:byte``
+  against ``sh:maxInclusive 1000``): pair bounds with ``sh:datatype``, as our shapes do.
+- ``pyshacl``: the reference implementation.
+- ``oxigraph``: our own, the shapes compiled into SPARQL on an Oxigraph store
+  (:mod:`server.shacl_oxigraph`; what it does not compile goes to pyshacl, see ``--explain``).
+  Fast, but the store canonicalises literals (``"4.0"^^xsd:decimal`` as ``"4"``, xsd:byte as
+  xsd:integer), so it judges and reports other literals than the data's, and some SPARQL
+  pre-binding is wrong: 111 of 120 on the W3C suite. Kept as an opt-in for comparison.
+
+Conformance is the spec's: any result, whatever its severity, means non-conforming
+(:attr:`Report.conforms`); ``fail_on`` only decides which results fail the run
+(:attr:`Report.passed`, the exit code). Nested shapes (``sh:or``...) are judged by the spec
+too: a Warning inside makes the node not conform to that shape.
 
 Known pyshacl traps (see tests/test_validation_reports.py): ordering comparisons of ``xsd:gYear``
 literals are broken (``sh:lessThanOrEquals`` crashes, ``sh:minInclusive`` & co. flag every value,
@@ -46,7 +60,7 @@ import pyoxigraph as ox
 import pyshacl
 from rdflib import RDF, XSD, BNode, Graph, Literal, URIRef
 from rdflib.collection import Collection
-from rdflib.namespace import SH
+from rdflib.namespace import OWL, RDFS, SH
 from rdflib.term import Node, XSDToPython, _toPythonMapping
 
 __all__ = [
@@ -54,17 +68,20 @@ __all__ = [
     "Report",
     "ValidationCrash",
     "Violation",
+    "judge",
     "load_graph",
     "load_store",
     "parse_path",
     "path_string",
     "validate",
     "validate_shapes",
-    "validate_store",
 ]
 
 LINT = "urn:nam-kg:lint:"  # constraint IRIs of our own shapes-graph checks (validate_shapes)
 SEVERITIES = {SH.Violation: "Violation", SH.Warning: "Warning", SH.Info: "Info"}
+ENGINES = ("pyshacl-turbo", "pyshacl", "oxigraph")  # the first is the default
+DEFAULT_ENGINE = ENGINES[0]
+FAIL_ON = ("info", "warning", "violation")  # the default first: any result fails
 
 
 class InputError(Exception):
@@ -107,19 +124,27 @@ class Violation:
 
 @dataclass
 class Report:
-    conforms: bool
-    violations: list[Violation]
+    conforms: bool  # the SHACL spec's answer: no result of any severity
+    violations: list[Violation]  # every result, whatever its severity
     files: list[str]
     seconds: float
     shapes: list[str] = field(default_factory=list)  # every shape checked (JUnit test cases)
     shape_names: dict[str, str] = field(default_factory=dict)  # shape -> readable name
-    allow_warnings: bool = True  # whether Warning/Info results leave the data conforming
+    fail_on: str = "info"  # the least severe result that fails (FAIL_ON)
+    judged_by: dict[str, str] = field(default_factory=dict)  # shape -> engine that judged it
+    prefixes: dict[str, str] = field(default_factory=dict)  # for readable focus nodes
 
     def counts(self) -> Counter:
         return Counter(v.severity for v in self.violations)
 
     def failing(self, v: Violation) -> bool:
-        return v.severity == "Violation" or not self.allow_warnings
+        """Whether this result fails the run; a severity SHACL does not define always does."""
+        return _RANK.get(v.severity, _RANK["Violation"]) >= _RANK[self.fail_on.capitalize()]
+
+    @property
+    def passed(self) -> bool:
+        """No failing result: what the exit code says (equals ``conforms`` at ``info``)."""
+        return not any(map(self.failing, self.violations))
 
     def to_text(self) -> str:
         """One line per result and a summary line.
@@ -129,22 +154,38 @@ class Report:
         >>> print(Report(False, [v], ["d.ttl"], 0.5).to_text())
         Violation focus=<urn:m> path=<urn:begin> value=- constraint=MinCount: Less than 1 values
         FAIL: 1 violations, 0 warnings, 0 infos in 1 files (0.50 s)
+        >>> w = Violation("urn:m", None, None, str(SH.MinCountConstraintComponent), "urn:S",
+        ...               "Warning", "Less than 1 values")
+        >>> print(Report(False, [w], ["d.ttl"], 0.5, fail_on="violation").to_text())
+        ... # doctest: +ELLIPSIS
+        Warning focus=<urn:m> path=- ...
+        OK: 0 violations, 1 warnings, 0 infos in 1 files (0.50 s); not conforming, passed by ...
         """
         lines = [
             f"{v.severity} focus={_angle(v.focus)} path={_angle(v.path) if v.path else '-'} "
-            f"value={v.value or '-'} constraint={short_name(v.constraint)}: {v.message}"
+            f"value={_one_line(v.value or '-')} constraint={short_name(v.constraint)}: "
+            f"{_one_line(v.message)}"
             for v in self.violations
         ]
         c = self.counts()
+        lenient = "" if self.conforms or not self.passed else \
+            f"; not conforming, passed by --fail-on {self.fail_on}"
+        other = sum(n for k, n in c.items() if k not in _RANK)
         lines.append(
-            f"{'OK' if self.conforms else 'FAIL'}: {c['Violation']} violations, {c['Warning']} "
-            f"warnings, {c['Info']} infos in {len(self.files)} files ({self.seconds:.2f} s)"
+            f"{'OK' if self.passed else 'FAIL'}: {c['Violation']} violations, {c['Warning']} "
+            f"warnings, {c['Info']} infos" + (f", {other} of other severities" if other else "")
+            + f" in {len(self.files)} files ({self.seconds:.2f} s){lenient}"
         )
         return "\n".join(lines)
 
+    def explain(self) -> str:
+        """Which engine judged which shape, one line per shape."""
+        return "\n".join(f"{self.judged_by[s]:14} {self.shape_names.get(s, s)}"
+                         for s in sorted(self.judged_by, key=lambda s: self.shape_names.get(s, s)))
+
     def to_json(self) -> str:
-        body = {"conforms": self.conforms, "violations": [asdict(v) for v in self.violations],
-                "files": self.files}
+        body = {"conforms": self.conforms, "passed": self.passed, "fail_on": self.fail_on,
+                "violations": [asdict(v) for v in self.violations], "files": self.files}
         return json.dumps(body, ensure_ascii=False, indent=2)
 
     def to_turtle(self) -> str:
@@ -172,34 +213,92 @@ class Report:
         return g.serialize(format="turtle")
 
     def to_junit(self) -> str:
-        """JUnit XML: one test case per shape, one ``<failure>`` per failing result."""
-        by_shape: dict[str, list[Violation]] = {s: [] for s in self.shapes}
+        """JUnit XML: a test case per shape without results, and one per shape and focus node
+        with results (``nam:MembershipShape · id:membership-full``), failed by the failing
+        ones; results below ``fail_on`` go to its ``<system-out>``."""
+        by_case: dict[tuple, list[Violation]] = {(s, None): [] for s in self.shapes}
         for v in self.violations:
-            by_shape.setdefault(v.shape, []).append(v)
-        failures = sum(self.failing(v) for v in self.violations)
-        suites = ET.Element("testsuites", name="shacl", tests=str(len(by_shape)),
+            by_case.pop((v.shape, None), None)
+            by_case.setdefault((v.shape, v.focus), []).append(v)
+        cases = []
+        for (shape, focus), found in by_case.items():
+            name = self.shape_names.get(shape, shape)
+            if focus is not None:
+                name += " · " + self.compact(focus)
+            cases.append((name, self.shape_names.get(shape, shape), found))
+        cases.sort(key=lambda c: c[0])
+        failures = sum(any(map(self.failing, found)) for _, _, found in cases)
+        suites = ET.Element("testsuites", name="shacl", tests=str(len(cases)),
                             failures=str(failures), errors="0", time=f"{self.seconds:.3f}")
-        suite = ET.SubElement(suites, "testsuite", name="shacl", tests=str(len(by_shape)),
+        suite = ET.SubElement(suites, "testsuite", name="shacl", tests=str(len(cases)),
                               failures=str(failures), errors="0", skipped="0",
                               time=f"{self.seconds:.3f}")
         ET.SubElement(ET.SubElement(suite, "properties"), "property", name="files",
                       value=_xml_safe(" ".join(self.files)))
-        order = sorted(by_shape, key=lambda s: self.shape_names.get(s, s))
-        for shape in order:
-            case = ET.SubElement(suite, "testcase", classname="shacl",
-                                 name=_xml_safe(self.shape_names.get(shape, shape)), time="0")
-            notes = []
-            for v in by_shape[shape]:
-                detail = "\n".join(f"{k}: {val}" for k, val in asdict(v).items() if val)
-                if self.failing(v):
-                    f = ET.SubElement(case, "failure", type=short_name(v.constraint),
-                                      message=_xml_safe(f"{_angle(v.focus)}: {v.message}"))
-                    f.text = _xml_safe(detail)
-                else:
-                    notes.append(detail)
+        for name, classname, found in cases:
+            case = ET.SubElement(suite, "testcase", classname=_xml_safe(classname),
+                                 name=_xml_safe(name), time="0")
+            failing = [v for v in found if self.failing(v)]
+            if failing:
+                first = failing[0]
+                summary = f"{short_name(first.constraint)}"
+                if first.path:
+                    summary += f" at {self.compact(first.path)}"
+                summary += f": {first.message}"
+                if len(failing) > 1:
+                    summary += f" (and {len(failing) - 1} more)"
+                f = ET.SubElement(case, "failure", message=_xml_safe(_one_line(summary)),
+                                  type=" ".join(sorted({short_name(v.constraint)
+                                                        for v in failing})))
+                f.text = _xml_safe("\n\n".join(self._detail(v) for v in failing))
+            notes = [self._detail(v) for v in found if not self.failing(v)]
             if notes:
                 ET.SubElement(case, "system-out").text = _xml_safe("\n\n".join(notes))
         return ET.tostring(suites, encoding="unicode", xml_declaration=True)
+
+    def _detail(self, v: Violation) -> str:
+        return "\n".join([
+            f"{v.severity}: {v.message}",
+            f"focus: {self.compact(v.focus)}",
+            f"path: {self.compact(v.path) if v.path else '-'}",
+            f"value: {v.value or '-'}",
+            f"constraint: {v.constraint}",
+            f"shape: {self.shape_names.get(v.shape, v.shape)}",
+        ])
+
+    def compact(self, s: str) -> str:
+        """An IRI as a CURIE with the shapes' or data's prefixes; anything else as is.
+
+        >>> Report(True, [], [], 0, prefixes={"id": "https://w3id.org/nam-kg/id/"}).compact(
+        ...     "https://w3id.org/nam-kg/id/membership-full")
+        'id:membership-full'
+        >>> Report(True, [], [], 0, prefixes={"ex": "urn:ex:"}).compact("^<urn:ex:p>/<urn:q>")
+        '^ex:p/<urn:q>'
+        """
+        if s.startswith(("<", "^", "(")):  # a property path
+            try:
+                g = Graph()
+                node = parse_path(s, g)
+            except ValueError:
+                return s
+            return self.compact(str(node)) if isinstance(node, URIRef) else \
+                _render_path(g, node, 0, lambda u: self.compact(str(u)))
+        if s.startswith(("_:", '"')):
+            return s
+        best = max((ns for ns in self.prefixes.values() if s.startswith(ns)), key=len,
+                   default=None)
+        if best is not None and re.fullmatch(r"[\w][\w.-]*", s[len(best):]):
+            prefix = next(k for k, ns in self.prefixes.items() if ns == best)
+            return f"{prefix}:{s[len(best):]}"
+        return f"<{s}>"
+
+
+_RANK = {"Info": 0, "Warning": 1, "Violation": 2}
+
+
+def _one_line(s: str) -> str:
+    """Text reports keep one line per result: line breaks in values and messages escaped."""
+    return s.replace("\r", "\\r").replace("\n", "\\n")
 
 
 # ---------------------------------------------------------------------------- loading
@@ -287,10 +386,13 @@ def _term(t, cache: dict) -> Node:
     elif isinstance(t, ox.BlankNode):
         hit = BNode(t.value)
     elif isinstance(t, ox.Literal):
+        # normalize=False: rdflib would rewrite the lexical form of valid typed literals
+        # ("01"^^xsd:integer as "1", "1E3"^^xsd:double as "1000.0") and even of some invalid
+        # ones ("none"^^xsd:boolean as "false"); literals are judged as written.
         dt = t.datatype.value
         hit = (Literal(t.value, lang=t.language) if t.language
                else Literal(t.value) if dt == str(XSD.string)
-               else Literal(t.value, datatype=URIRef(dt)))
+               else Literal(t.value, datatype=URIRef(dt), normalize=False))
     else:
         raise TypeError(f"RDF 1.2 triple terms are not supported: {t}")
     cache[t] = hit
@@ -305,66 +407,96 @@ def validate(
     shapes_path: Path,
     *,
     ontology_paths: Iterable[Path] = (),
-    sparql_engine: str = "oxigraph",
-    allow_warnings: bool = True,
+    sparql_engine: str = DEFAULT_ENGINE,
+    fail_on: str = "info",
 ) -> Report:
     """Validate data (plus ontology, mixed into the data graph) against a shapes file.
 
-    ``sparql_engine="oxigraph"`` (the default) evaluates the shapes on an Oxigraph store
-    (:mod:`server.shacl_oxigraph`, pyshacl for what it does not compile); ``"pyshacl"`` runs
-    pyshacl alone, the reference both must agree with.
+    ``sparql_engine`` is one of :data:`ENGINES` (see the module's docstring); ``fail_on`` the
+    least severe result that makes the report fail (:data:`FAIL_ON`).
     """
-    if sparql_engine not in ("pyshacl", "oxigraph"):
-        raise ValueError(f"sparql_engine must be 'pyshacl' or 'oxigraph': {sparql_engine!r}")
+    _check_engine(sparql_engine)
     start = time.perf_counter()
     files = [str(p) for p in (*ontology_paths, *data_paths)]
     with _rdflib_default_datatypes():
+        shapes = _as_specified(load_graph([Path(shapes_path)]))
         if sparql_engine == "oxigraph":
-            store = load_store(files)
-            shapes = load_graph([Path(shapes_path)])
-            found = _validate_store(store, None, shapes, files)
+            from .shacl_sparql import DataStore  # it imports this module
+
+            data = None
+            found, judged = _validate_store(
+                DataStore(load_store(files)), shapes,
+                lambda: load_graph(map(Path, files)), lambda: prefix_graph(files))
         else:
             data = load_graph(Path(f) for f in files)
-            shapes = load_graph([Path(shapes_path)])
-            found = _run_pyshacl(data, shapes, "none")
-    return _report(found, files, start, shapes, allow_warnings)
+            found, judged = judge(data, shapes, sparql_engine)
+    return _report(found, files, start, shapes, fail_on, judged, data)
 
 
-def validate_store(store: ox.Store, graphs: list[ox.NamedNode] | None, shapes_path: Path,
-                   files: Iterable[Path], *, allow_warnings: bool = True) -> Report:
-    """Validate data already in ``store``: the union of ``graphs`` (None: the default graph),
-    parsed from ``files`` (read again only if pyshacl must run or for result messages)."""
-    start = time.perf_counter()
-    files = [str(f) for f in files]
+def judge(data: Graph, shapes: Graph, engine: str = DEFAULT_ENGINE
+          ) -> tuple[list[Violation], dict[str, str]]:
+    """The results of ``engine`` on parsed graphs, and which engine judged which shape (the
+    same for all but ``oxigraph``). Blank nodes keep their labels, literals their form; except
+    that the ``oxigraph`` engine judges literals as Oxigraph stores them (canonical)."""
+    _check_engine(engine)
+    shapes = _as_specified(shapes)
     with _rdflib_default_datatypes():
-        shapes = load_graph([Path(shapes_path)])
-        found = _validate_store(store, graphs, shapes, files)
-    return _report(found, files, start, shapes, allow_warnings)
+        if engine == "oxigraph":
+            from .shacl_sparql import DataStore  # it imports this module
+
+            return _validate_store(DataStore.of_graph(data), shapes, lambda: data, lambda: data)
+        if engine == "pyshacl-turbo":
+            try:
+                found = _run_turbo(data, shapes, "none")
+            except ValidationCrash:
+                # The reference decides: its results, or its error (which names the shape).
+                engine, found = "pyshacl", _run_pyshacl(data, shapes, "none")
+        else:
+            found = _run_pyshacl(data, shapes, "none")
+    return found, {s: engine for s in _targeted(shapes)}
 
 
-def _validate_store(store: ox.Store, graphs, sg: Graph, files: list[str]) -> list[Violation]:
+def _as_specified(sg: Graph) -> Graph:
+    """The shapes with ``sh:uniqueLang`` only where it is the literal ``true``, the one value
+    that activates it (W3C core/property/uniqueLang-002: ``"1"^^xsd:boolean``, equal in value,
+    does not); pyshacl and pyshacl-turbo compare values."""
+    off = [t for t in sg.triples((None, SH.uniqueLang, None))
+           if not (isinstance(t[2], Literal) and t[2].datatype == XSD.boolean
+                   and str(t[2]) == "true")]
+    if not off:
+        return sg
+    copy = Graph()
+    for prefix, ns in sg.namespaces():
+        copy.bind(prefix, ns, override=True)
+    copy += sg
+    for t in off:
+        copy.remove(t)
+    return copy
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}: {engine!r}")
+
+
+def _validate_store(st, sg: Graph, rdflib_data: Callable[[], Graph],
+                    prefixes: Callable[[], Graph]) -> tuple[list[Violation], dict[str, str]]:
     """Compiled shapes on Oxigraph; the shapes it cannot compile by pyshacl on an rdflib copy."""
     from . import shacl_oxigraph as sx  # these import this module
-    from .shacl_sparql import (
-        DataStore,
-        plan_checks,
-        run_checks,
-        without_checks,
-        without_targets,
-    )
+    from .shacl_sparql import plan_checks, run_checks, without_checks, without_targets
 
-    st, data = DataStore(store, graphs), None
+    data = None
 
-    def rdflib_data() -> Graph:
+    def once() -> Graph:
         nonlocal data
         if data is None:
-            data = load_graph(map(Path, files))
+            data = rdflib_data()
         return data
 
     engine, top = None, []
     if (None, SH.rule, None) not in sg:  # SHACL-AF rules add data first: all to pyshacl
         try:
-            engine = sx.Engine(st, sg, lambda: prefix_graph(files))
+            engine = sx.Engine(st, sg, prefixes)
             top = list(engine.top_level())
         except Exception:  # pyshacl cannot load these shapes: let it say why
             engine = None
@@ -379,14 +511,16 @@ def _validate_store(store: ox.Store, graphs, sg: Graph, files: list[str]) -> lis
     if left:
         rest = without_targets(sg, compiled)
         checks = plan_checks(rest)
-        found += _run_pyshacl(rdflib_data(), without_checks(rest, checks), "none")
-        found += run_checks(rdflib_data(), rest, checks, st if engine else None)
+        found += _run_pyshacl(once(), without_checks(rest, checks), "none")
+        found += run_checks(once(), rest, checks, st if engine else None)
     if engine is not None:
         found += engine.run(tasks)
-    return found
+    judged = {s: "pyshacl" for s in _targeted(sg)}
+    judged.update({_node_str(s): "oxigraph" for s in compiled})
+    return found, judged
 
 
-def validate_shapes(shapes_path: Path, *, allow_warnings: bool = True) -> Report:
+def validate_shapes(shapes_path: Path, *, fail_on: str = "info") -> Report:
     """Validate a shapes file against SHACL-SHACL (as ``pyshacl --metashacl``, but without RDFS
     inference, which changes rdflib globally; see below) plus our lints:
     ``sh:select`` queries whose results pyshacl would drop, and ordering constraints on
@@ -396,7 +530,7 @@ def validate_shapes(shapes_path: Path, *, allow_warnings: bool = True) -> Report
         shapes = load_graph([Path(shapes_path)])
         meta = Graph().parse(Path(pyshacl.__file__).parent / "assets" / "shacl-shacl.ttl")
         found = _run_pyshacl(Graph() + shapes, meta, "none") + _lint_shapes(shapes)
-    return _report(found, [str(shapes_path)], start, meta, allow_warnings)
+    return _report(found, [str(shapes_path)], start, meta, fail_on, {})
 
 
 @contextmanager
@@ -417,29 +551,71 @@ def _rdflib_default_datatypes():
         _toPythonMapping.update(saved)
 
 
-def _report(found, files, start, shapes: Graph, allow_warnings: bool) -> Report:
+def _report(found, files, start, shapes: Graph, fail_on: str, judged: dict[str, str],
+            data: Graph | None = None) -> Report:
+    if fail_on not in FAIL_ON:
+        raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON)}: {fail_on!r}")
     found.sort(key=Violation.sort_key)
-    conforms = not any(v.severity == "Violation" or not allow_warnings for v in found)
     names = {s: _shape_name(shapes, s) for s in _all_shapes(shapes)}
     for v in found:
         names.setdefault(v.shape, v.shape)
-    return Report(conforms, found, files, time.perf_counter() - start, sorted(names), names,
-                  allow_warnings)
+    prefixes = {str(k): str(v) for k, v in data.namespaces()} if data is not None else {}
+    prefixes.update((str(k), str(v)) for k, v in shapes.namespaces())  # the shapes' win
+    return Report(not found, found, files, time.perf_counter() - start, sorted(names), names,
+                  fail_on, judged, _named_prefixes(prefixes))
+
+
+def _named_prefixes(prefixes: dict[str, str]) -> dict[str, str]:
+    """The empty prefix, a bare ``:`` in reports, named after its namespace's last segment.
+
+    >>> _named_prefixes({"": "https://w3id.org/nam-kg/id/", "nam": "urn:nam#"})
+    {'nam': 'urn:nam#', 'id': 'https://w3id.org/nam-kg/id/'}
+    """
+    out = {k: v for k, v in prefixes.items() if k}
+    if "" in prefixes:
+        m = re.search(r"([A-Za-z][\w-]*)[/#]$", prefixes[""])
+        if m and m.group(1) not in out and prefixes[""] not in out.values():
+            out[m.group(1)] = prefixes[""]
+    return out
 
 
 # ---------------------------------------------------------------------------- pyshacl
+
+
+# Every result is reported whatever these say; but allowing warnings would also make a node
+# with only Warning results conform to a shape inside sh:or, sh:not, sh:node... where the spec
+# says it does not (any result means non-conformance).
+_STRICT = {"allow_warnings": False, "allow_infos": False}
 
 
 def _run_pyshacl(data: Graph, shapes: Graph, inference: str) -> list[Violation]:
     try:
         _, result, _ = pyshacl.validate(
             data, shacl_graph=shapes, advanced=True, inference=inference, inplace=True,
-            allow_warnings=True, allow_infos=True,
+            **_STRICT,
         )
     except Exception as exc:
         raise _crash(exc) from exc
     if isinstance(result, BaseException):  # pyshacl returns its ValidationFailure as the report
         raise _crash(result) from result
+    return violations_from_graph(result)
+
+
+def _run_turbo(data: Graph, shapes: Graph, inference: str) -> list[Violation]:
+    """pyshacl-turbo: pyshacl's ``validate()`` in Rust; it reads the rdflib terms as they are
+    (literals exactly as written) and its reports are pyshacl's but for default messages."""
+    import pyshacl_turbo
+
+    try:
+        _, result, _ = pyshacl_turbo.validate(  # not inplace: a crash must leave data intact
+            data, shacl_graph=shapes, advanced=True, inference=inference, inplace=False,
+            **_STRICT,
+        )
+    except Exception as exc:
+        raise ValidationCrash(f"pyshacl-turbo failed: {type(exc).__name__}: {exc}") from exc
+    if isinstance(result, BaseException):  # as pyshacl: its ValidationFailure as the report
+        raise ValidationCrash(f"pyshacl-turbo failed: {type(result).__name__}: {result}") \
+            from result
     return violations_from_graph(result)
 
 
@@ -533,7 +709,8 @@ def _from_node_str(s: str) -> Node:
     if m is None:
         return URIRef(s)
     lexical = re.sub(r"\\(.)", lambda e: _NT_UNESCAPES.get(e.group(1), e.group(1)), m.group(1))
-    return Literal(lexical, lang=m.group(2), datatype=URIRef(m.group(3)) if m.group(3) else None)
+    return Literal(lexical, lang=m.group(2), datatype=URIRef(m.group(3)) if m.group(3) else None,
+                   normalize=False)
 
 
 _NT_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"(?:@([A-Za-z0-9-]+)|\^\^<([^>]*)>)?', re.S)
@@ -666,17 +843,50 @@ def _all_shapes(sg: Graph) -> set[str]:
     return {_node_str(s) for s in shapes if not isinstance(s, Literal)}
 
 
-def _shape_name(sg: Graph, shape: str) -> str:
-    """IRIs compacted with the shapes file's prefixes; a blank property shape as parent/path."""
+def _targeted(sg: Graph) -> set[str]:
+    """The shapes validated on their own: with targets, or implicit class targets."""
+    shapes = {s for pred in _TARGETS for s in sg.subjects(pred, None)}
+    for cls in (RDFS.Class, OWL.Class):
+        shapes.update(s for s in sg.subjects(RDF.type, cls)
+                      if (s, RDF.type, SH.NodeShape) in sg or (s, RDF.type, SH.PropertyShape) in sg)
+    return {_node_str(s) for s in shapes if not isinstance(s, Literal)}
+
+
+_NESTING = (SH.property, SH.node, SH["not"], SH.qualifiedValueShape)
+_LISTS = (SH["and"], SH["or"], SH.xone)
+
+
+def _shape_name(sg: Graph, shape: str, depth: int = 0) -> str:
+    """IRIs compacted with the shapes file's prefixes; a blank shape named from the shape that
+    holds it: ``namsh:S / org:role``, ``namsh:S / sh:or / time:hasEnd``."""
     node = _from_node_str(shape)
     if isinstance(node, URIRef):
         return _compact(sg, node)
-    path, parent = sg.value(node, SH.path), sg.value(None, SH.property, node)
-    if path is None:
-        return shape
-    p = path_string(sg, path, lambda u: _compact(sg, u))
-    p = _compact(sg, path) if isinstance(path, URIRef) else p
-    return f"{_shape_name(sg, _node_str(parent)) if parent is not None else shape} / {p}"
+    path = sg.value(node, SH.path)
+    own = "" if path is None else " / " + (
+        _compact(sg, path) if isinstance(path, URIRef)
+        else path_string(sg, path, lambda u: _compact(sg, u)))
+    parent, via = _holder(sg, node)
+    if parent is None or depth > 8:
+        return shape + own
+    hop = "" if via == SH.property else " / " + _compact(sg, via)
+    return _shape_name(sg, _node_str(parent), depth + 1) + hop + own
+
+
+def _holder(sg: Graph, node: Node) -> tuple[Node | None, Node | None]:
+    """The shape that refers to ``node`` and by which predicate (the first found)."""
+    for pred in _NESTING:
+        for parent in sg.subjects(pred, node):
+            return parent, pred
+    cell = next(sg.subjects(RDF.first, node), None)  # in a list: walk back to its head
+    if cell is None:
+        return None, None
+    while (prev := sg.value(None, RDF.rest, cell)) is not None:
+        cell = prev
+    for pred in _LISTS:
+        for parent in sg.subjects(pred, cell):
+            return parent, pred
+    return None, None
 
 
 def _compact(g: Graph, iri: URIRef) -> str:

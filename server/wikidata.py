@@ -5,8 +5,10 @@ The view is made by the SPARQL CONSTRUCT rules in ``views/`` (written under the 
 but those in :data:`LATER_PASSES`, over the union of the graphs; then every entity with an
 ``owl:sameAs`` Wikidata item is replaced by the item. Second pass, over the data and the first
 pass: references and truthy ``wdt:`` triples; third, over all that: the property entities of
-every property used (including the references' ``pr:`` ones). Statement, reference and value
-nodes are IRIs minted from what they stand for, so two builds give the same graph.
+every property used (including the references' ``pr:`` ones); last, the labels, descriptions and
+aliases of every item and property the view mentions (``labels.rq``), for WDQS's label service.
+Statement, reference and value nodes are IRIs minted from what they stand for, so two builds
+give the same graph.
 
 >>> qs_time("2011-01-01T00:00:00Z", 9), qs_time("2021-07-01T00:00:00Z", 10)
 ('+2011-00-00T00:00:00Z/9', '+2021-07-00T00:00:00Z/10')
@@ -51,7 +53,7 @@ WDQS_PREFIXES = {
     "xsd": "http://www.w3.org/2001/XMLSchema#",
 }
 VIEWS = Path(__file__).parent / "views"
-LATER_PASSES = (("references.rq", "best-rank.rq"), ("properties.rq",))
+LATER_PASSES = (("references.rq", "best-rank.rq"), ("properties.rq",), ("labels.rq",))
 FORMATS = ("ttl", "nt", "nq", "jsonld", "trig", "wikibase", "quickstatements")
 WIKIDATA_API = "https://www.wikidata.org/w/api.php"
 USER_AGENT = f"nam-kg/{__version__} (https://w3id.org/nam-kg/; label check of our links)"

@@ -55,6 +55,9 @@ def built_store(tmp_path_factory) -> Path:
     return store
 
 
+ADMIN_TOKEN = "test-admin-token"  # NAMKG_ADMIN_TOKEN of test servers: /healthz's details
+
+
 class Server:
     """A `namkg serve` process on a free loopback port."""
 
@@ -63,7 +66,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [*NAMKG, "serve", "--store", str(store), "--port", str(self.port)],
-            cwd=REPO, env={**os.environ, **(env or {})},
+            cwd=REPO, env={**os.environ, "NAMKG_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})},
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         # Drain the log as it comes: an unread pipe fills up and blocks the server.
         self.log: deque[bytes] = deque(maxlen=10_000)

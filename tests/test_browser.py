@@ -1,7 +1,7 @@
 """A real browser (Debian's Chromium under Playwright) on the YASGUI page and an entity page.
 
-Screenshots for people to look at: /tmp/namkg-yasgui.png, /tmp/namkg-entity.png and
-/tmp/namkg-ontology.png.
+Screenshots for people to look at: /tmp/namkg-yasgui.png, /tmp/namkg-yasgui-arabic.png,
+/tmp/namkg-entity.png and /tmp/namkg-ontology.png.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = {"yasgui": "/tmp/namkg-yasgui.png", "entity": "/tmp/namkg-entity.png",
-         "ontology": "/tmp/namkg-ontology.png"}
+         "ontology": "/tmp/namkg-ontology.png", "yasgui-arabic": "/tmp/namkg-yasgui-arabic.png"}
 
 pytestmark = pytest.mark.skipif(
     not os.access(CHROMIUM, os.X_OK),
@@ -103,6 +103,53 @@ def test_an_endpoint_typed_by_hand_does_not_survive_a_reload(page, site):
     page.wait_for_selector(".yasqe .CodeMirror")
     assert tab_state(page)["endpoint"] == site + "/sparql"
     assert not [k for k in page.evaluate("() => Object.keys(localStorage)") if "ya" in k.lower()]
+    assert_stayed_home(page)
+
+
+QUOTES_QUERY = """PREFIX oa: <http://www.w3.org/ns/oa#>
+SELECT ?quote ?exact WHERE { ?quote oa:exact ?exact } ORDER BY ?quote"""
+# Where the first word of a cell's text lies, against the cell's visible box; and which of its
+# words a line break cuts (a word cut across lines has two client rects).
+MEASURE = """text => {
+  const span = [...document.querySelectorAll('.yasr td span')]
+      .find(s => s.textContent.includes(text));
+  const box = span.closest('td > div'), node = [...span.childNodes]
+      .find(n => n.nodeType === Node.TEXT_NODE && n.textContent.includes(text));
+  const start = node.textContent.indexOf(text), range = document.createRange();
+  const cut = [];
+  let at = start;
+  for (const word of text.split(' ')) {
+    range.setStart(node, at); range.setEnd(node, at + word.length);
+    if (word.length > 1 && range.getClientRects().length > 1) cut.push(word);
+    at += word.length + 1;
+  }
+  const first = text.split(' ')[0];
+  range.setStart(node, start); range.setEnd(node, start + first.length);
+  const w = range.getBoundingClientRect(), b = box.getBoundingClientRect();
+  return {visible: w.left >= b.left - 1 && w.right <= b.right + 1, cut: cut,
+          overflowing: box.scrollWidth > box.clientWidth,
+          ellipsis: box.closest('table').classList.contains('ellipseTable')};
+}"""
+
+
+def test_arabic_result_cells_show_their_first_word(page, site):
+    """YASR's table with "Ellipse" on cuts a long cell at its end: for an Arabic quote that end
+    must be the text's end (left), so its first word shows; with "Ellipse" off, lines break
+    between words, not inside them."""
+    page.set_viewport_size({"width": 700, "height": 900})  # narrow: the quote overflows
+    page.goto(site + "/")
+    page.wait_for_selector(".yasqe .CodeMirror")
+    page.evaluate("q => { const t = namkgYasgui.getTab(); t.setQuery(q); t.query(); }",
+                  QUOTES_QUERY)
+    page.locator(".yasr table tbody td", has_text="quote-05").first.wait_for()
+    on = page.evaluate(MEASURE, QUOTE_AR)
+    assert on["ellipsis"] and on["overflowing"], on  # the case that hid the beginning
+    assert on["visible"], on
+    page.locator(".yasr .tableControls label", has_text="Ellipse").click()
+    page.wait_for_function("() => !document.querySelector('.yasr table.ellipseTable')")
+    off = page.evaluate(MEASURE, QUOTE_AR)
+    assert not off["ellipsis"] and off["visible"] and off["cut"] == [], off
+    page.screenshot(path=SHOTS["yasgui-arabic"], full_page=True)
     assert_stayed_home(page)
 
 

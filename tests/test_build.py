@@ -160,3 +160,52 @@ def test_query_command_reports_errors(built_store, tmp_path):
     assert done.returncode == 1 and "query error" in done.stderr
     done = namkg("query", "queries/01-nam-member-count.rq", "--store", str(tmp_path / "none"))
     assert done.returncode == 2 and "no store built" in done.stderr
+
+
+@pytest.mark.parametrize("query,fmt", [("SELECT * WHERE { ?s ?p ?o } LIMIT 1", "ttl"),
+                                       ("ASK { ?s ?p ?o }", "nt"),
+                                       ("CONSTRUCT WHERE { ?s ?p ?o } LIMIT 1", "csv")])
+def test_query_command_refuses_a_format_that_does_not_fit_in_one_line(built_store, query, fmt):
+    done = namkg("query", "-", "--format", fmt, "--store", str(built_store), input=query)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: --format " + fmt)
+    assert "Traceback" not in done.stderr
+
+
+def test_publish_dry_run_publishes_nothing(built_store):
+    # Nothing listens on port 9 (discard): a dry run must not need the target at all.
+    done = namkg("publish", "--to", "http://127.0.0.1:9/store", "--dry-run",
+                 "--store", str(built_store))
+    assert done.returncode == 0, done.stderr
+    assert "published" not in done.stdout and "nothing was written" in done.stdout
+
+
+def test_each_triple_is_stored_once(built_store):
+    # The union default graph is a bag: a triple in two graphs would count twice.
+    store = open_store(built_store)
+    (row,) = store.query("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }",
+                         use_default_graph_as_union=True)
+    distinct = {q.triple for q in store.quads_for_pattern(None, None, None, None)}
+    assert int(row["n"].value) == len(distinct) == len(store)
+
+
+def test_relative_years_resolve_by_one_rule(built_store):
+    """"in that year" and "in July of this year" both take the year named in the sentence
+    before theirs, and say so (nam:inference); no other relative year is in the article."""
+    rows = open_store(built_store).query("""
+        PREFIX nam: <https://w3id.org/nam-kg/ontology#>
+        PREFIX oa: <http://www.w3.org/ns/oa#>
+        PREFIX prov: <http://www.w3.org/ns/prov#>
+        PREFIX time: <http://www.w3.org/2006/time#>
+        SELECT DISTINCT ?instant ?year ?why ?before WHERE {
+          ?x time:hasTime ?instant ; prov:wasDerivedFrom ?quote .
+          ?quote nam:sentence ?n ; oa:exact ?exact .
+          FILTER(CONTAINS(?exact, "ذلك العام") || CONTAINS(?exact, "هذا العام"))
+          ?instant time:inXSDgYear ?year ; nam:inference ?why .
+          ?previous nam:sentence ?m ; oa:exact ?before . FILTER(?m = ?n - 1)
+        }""", use_default_graph_as_union=True)
+    found = {r["instant"].value.rsplit("/", 1)[1]: r for r in rows}
+    assert set(found) == {"time-2011-that-year", "time-2021-07-this-year"}
+    for r in found.values():
+        assert re.findall(r"\d{4}", r["before"].value) == [r["year"].value]
+        assert "the year named just before" in r["why"].value

@@ -25,7 +25,7 @@ import requests
 
 from server.config import Config
 
-from .conftest import NAMKG, REPO, Server, free_port, namkg
+from .conftest import ADMIN_TOKEN, NAMKG, REPO, Server, free_port, namkg
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -87,7 +87,9 @@ def tree_problems(leader: int) -> list[str]:
 
 
 def health(url: str) -> dict:
-    return requests.get(url + "/healthz", timeout=10).json()
+    """/healthz with its details (store path, worker PIDs), as the operator sees it."""
+    return requests.get(url + "/healthz", timeout=10,
+                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
 
 
 def wait_for(check: Callable[[], object], timeout: float = 20.0, every: float = 0.1):

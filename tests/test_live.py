@@ -12,7 +12,7 @@ from rdflib import Dataset, Graph
 from rdflib.plugins.stores.sparqlstore import SPARQLStore
 from SPARQLWrapper import JSON, SPARQLWrapper
 
-from .conftest import REPO
+from .conftest import ADMIN_TOKEN, REPO
 from .test_competency import QUERIES, canonical, expected
 
 
@@ -56,6 +56,16 @@ def test_health_and_metrics(live_server):
     health = requests.get(f"{live_server}/healthz", timeout=10).json()
     assert health["status"] == "ok" and health["triples"] > 1000
     assert health["executor"]["workers"] >= 1
+    # Where the files are and which processes run: only with NAMKG_ADMIN_TOKEN.
+    assert "store" not in health and "pids" not in health["executor"]
+    assert health["build"] and "/" not in health["build"]
+    wrong = requests.get(f"{live_server}/healthz", timeout=10,
+                         headers={"Authorization": "Bearer wrong"}).json()
+    assert "store" not in wrong and "pids" not in wrong["executor"]
+    admin = requests.get(f"{live_server}/healthz", timeout=10,
+                         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+    assert admin["store"].endswith(admin["build"]) and admin["executor"]["pids"]
+    assert admin["sandbox"]
     text = requests.get(f"{live_server}/metrics", timeout=10).text
     assert "namkg_requests_total" in text and "namkg_executor_workers" in text
 

@@ -64,6 +64,8 @@ PREFIXES = f"""
 FACTS = PREFIXES + f"""
 :azerbaijan a nam:State ; rdfs:label "Azerbaijan"@en , "أذربيجان"@ar ;
     nam:memberSince [ a time:Instant ; time:inXSDgYear "2011"^^xsd:gYear ] .
+:hashim-mammadov rdfs:seeAlso <javascript:alert(document.cookie)> , <JavaScript:alert(2)> ,
+    <data:text/html,hi> , <mailto:editor@example.org> , <https://example.org/about> .
 :non-aligned-movement a org:FormalOrganization ;
     rdfs:label "Non-Aligned Movement"@en , "حركة عدم الانحياز"@ar .
 :hashim-mammadov rdfs:label "Hashim Mammadov"@en , "هاشم محمدوف"@ar .
@@ -160,6 +162,11 @@ class Tags(HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
+def visible(html: str) -> str:
+    """The page without its embedded JSON-LD (which names blank nodes as _:b)."""
+    return re.sub(r'<script type="application/ld\+json">.*?</script>', "", html, flags=re.S)
+
+
 def assert_self_contained(html: str) -> None:
     """No script, style sheet, image or font comes from anywhere but this server."""
     for tag, attrs in Tags(html).tags:
@@ -179,7 +186,7 @@ def test_entity_html_shows_labels_facts_claims_and_quotes(site):
     r = get(f"{site}/id/azerbaijan")
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
     assert "Accept" in r.headers["Vary"]
-    html = r.text
+    html = visible(r.text)
     assert '<span lang="ar" dir="rtl">أذربيجان</span>' in html
     assert f'<blockquote lang="ar" dir="rtl">{QUOTE_AR}</blockquote>' in html
     assert f'<blockquote lang="ar" dir="rtl">{CLAIM_AR}</blockquote>' in html
@@ -196,6 +203,16 @@ def test_entity_html_shows_labels_facts_claims_and_quotes(site):
     assert_self_contained(html)
 
 
+def test_only_web_and_mail_iris_become_links(site):
+    """A javascript: (or data:) IRI in the data is shown as text, never as a link."""
+    html = get(f"{site}/id/hashim-mammadov").text
+    hrefs = [a.get("href") or "" for t, a in Tags(html).tags if t == "a"]
+    assert "mailto:editor@example.org" in hrefs and "https://example.org/about" in hrefs
+    assert not [h for h in hrefs if h.lower().startswith(("javascript:", "data:"))]
+    assert "javascript:alert(document.cookie)" in html  # shown, as text
+    assert "data:text/html,hi" in html
+
+
 def test_fact_page_shows_its_own_quote(site):
     html = get(f"{site}/id/membership-full").text
     assert "Source of this fact" in html and QUOTE_AR in html and QUOTE_EN in html
@@ -210,12 +227,17 @@ def test_quote_page_shows_quote_and_what_derives_from_it(site):
 
 def test_link_header_lists_every_data_format(site):
     r = get(f"{site}/id/azerbaijan")
-    for media, ext in DATA_FORMATS.items():
-        assert f'</id/azerbaijan.{ext}>; rel="alternate"; type="{media}"' in r.headers["Link"]
+    links = requests.utils.parse_header_links(r.headers["Link"])
+    assert {(ln["url"], ln["type"]) for ln in links} == {
+        (f"/id/azerbaijan.{ext}", media) for media, ext in DATA_FORMATS.items()}
+    assert [ln["url"] for ln in links if "describedby" in ln["rel"]] == ["/id/azerbaijan.ttl"]
 
 
 RDFLIB_FORMATS = {"text/turtle": "turtle", "application/ld+json": "json-ld",
-                  "application/n-triples": "nt", "application/rdf+xml": "xml"}
+                  "application/n-triples": "nt", "application/rdf+xml": "xml", "text/n3": "n3",
+                  "application/n-quads": "nquads", "application/trig": "trig"}
+# What answers a request for each: N3 is written as Turtle (valid N3).
+SERVED_AS = {**{m: m for m in RDFLIB_FORMATS}, "text/n3": "text/turtle"}
 
 
 @pytest.mark.parametrize("media", list(DATA_FORMATS))
@@ -226,8 +248,11 @@ def test_entity_data_formats_parse_and_hold_the_description(site, media, how):
     else:
         r = get(f"{site}/id/azerbaijan.{DATA_FORMATS[media]}", accept="text/html")
     assert r.status_code == 200, r.text
-    assert r.headers["Content-Type"].split(";")[0] == media
-    g = rdflib.Graph().parse(data=r.content, format=RDFLIB_FORMATS[media])
+    assert r.headers["Content-Type"].split(";")[0] == (SERVED_AS[media] if how == "accept"
+                                                       else media)
+    g = rdflib.Graph()
+    for quad in rdflib.Dataset().parse(data=r.content, format=RDFLIB_FORMATS[media]).quads():
+        g.add(quad[:3])
     az = rdflib.URIRef(ID + "azerbaijan")
     assert (az, RDFS.label, rdflib.Literal("أذربيجان", lang="ar")) in g
     assert (az, rdflib.OWL.sameAs, rdflib.URIRef("http://www.wikidata.org/entity/Q227")) in g
@@ -245,7 +270,9 @@ def test_entity_data_formats_parse_and_hold_the_description(site, media, how):
     ("text/turtle;q=0.9, text/html;q=0.8", "text/turtle"),
     ("application/ld+json, text/html;q=0.1", "application/ld+json"),
     ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "text/html"),
-    ("application/*", "application/ld+json"),
+    ("application/*", "application/n-triples"),  # ties: the format every parser reads
+    ("application/json", "application/ld+json"),
+    ("text/plain", "application/n-triples"),
     (None, "text/html"),
 ])
 def test_negotiation_follows_q_values(site, accept, expected):
@@ -314,7 +341,7 @@ def test_odd_slugs_and_traversal_are_refused(site, path):
 def test_ontology_html_documents_every_term(site):
     r = get(f"{site}/ontology")
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
-    html = r.text
+    html = visible(r.text)
     anchors = {a.get("id") for _, a in Tags(html).tags}
     for name in ONTOLOGY_TERMS:
         assert name in anchors, name
@@ -322,8 +349,8 @@ def test_ontology_html_documents_every_term(site):
     for text in ("واقعة", "رأي منسوب", "Count statement", "ما يذكره المقال على أنه واقعة.",
                  "The test ontology", "أنطولوجيا الاختبار", "Terms for the test."):
         assert text in html, text
-    # Our IRIs this server answers link here; others under the base (not served) stay absolute.
-    assert f'href="{IRIS.ontology}/0.1.0"' in html and 'href="/ontology#Fact"' in html
+    # Our IRIs link here, the version IRI too (it answers with the ontology).
+    assert 'href="/ontology/0.1.0"' in html and 'href="/ontology#Fact"' in html
     assert 'href="https://creativecommons.org/licenses/by/4.0/"' in html
     # Structure and alignments link to their terms.
     assert 'href="/ontology#Fact"' in html and "rdfs:subClassOf" in html
@@ -342,8 +369,11 @@ def test_ontology_data_is_the_ontology_graph(site, media):
     for url, accept in ((f"{site}/ontology", media),
                         (f"{site}/ontology.{DATA_FORMATS[media]}", "text/html")):
         r = get(url, accept=accept)
-        assert r.status_code == 200 and r.headers["Content-Type"].split(";")[0] == media
-        got = rdflib.Graph().parse(data=r.content, format=RDFLIB_FORMATS[media])
+        assert r.status_code == 200
+        assert r.headers["Content-Type"].split(";")[0] in (media, SERVED_AS[media])
+        got = rdflib.Graph()
+        for quad in rdflib.Dataset().parse(data=r.content, format=RDFLIB_FORMATS[media]).quads():
+            got.add(quad[:3])
         assert isomorphic(got, expected)
 
 
@@ -375,12 +405,33 @@ def test_index_page_is_yasgui_with_endpoint_and_examples(site):
     assert scripts and sheets
     for path in scripts + sheets:
         asset = requests.get(site + path, timeout=30)
-        assert asset.status_code == 200 and len(asset.content) > 1000, path
+        assert asset.status_code == 200 and len(asset.content) > 500, path
+
+
+def test_example_buttons_read_differently():
+    """The repository's examples: no two buttons alike; a Wikidata-model query that asks what
+    a competency query asks says which model it queries."""
+    import difflib
+
+    from server.app import load_examples
+    from server.pages import example_name
+
+    examples = load_examples(Path(__file__).resolve().parent.parent)
+    names = [example_name(e) for e in examples]
+    assert len(names) > 5 and len(set(names)) == len(names)
+
+    def model(name: str) -> bool:
+        return "wikidata" in name.lower() or "wdqs" in name.lower()
+
+    for i, a in enumerate(examples):
+        for j, b in enumerate(examples[i + 1:], i + 1):
+            if difflib.SequenceMatcher(None, a["name"], b["name"]).ratio() > 0.75:
+                assert model(names[i]) != model(names[j]), (names[i], names[j])
 
 
 def test_yasgui_assets_are_the_vendored_files(site):
     static = Path(__file__).resolve().parent.parent / "server" / "static" / "yasgui"
-    for name in ("yasgui.min.js", "yasgui.min.css"):
+    for name in ("yasgui.min.js", "yasgui.min.css", "namkg.css"):
         r = requests.get(f"{site}/static/yasgui/{name}", timeout=30)
         assert r.status_code == 200 and r.content == (static / name).read_bytes()
     assert (static / "LICENSE").exists() and "@zazuko/yasgui" in (static / "README.md").read_text()

@@ -5,7 +5,8 @@ Each data fixture in tests/fixtures/validation/ declares in its leading comments
     # shapes: other.shapes.ttl          (default core.shapes.ttl)
     # ontology: core.ontology.ttl       (mixed into the data graph)
     # expect: none | focus=ex:m1 path=ex:end constraint=SPARQL value='"2005"^^<...>' ...
-    # expect@pyshacl: ...               (engine-specific; replaces `expect` for that engine)
+    # expect@pyshacl: ...               (engine-specific; replaces `expect` and
+                                        #  `expect-crash` for that engine)
     # expect-crash: shape=ex:S constraint=LessThanOrEquals
     # expect-input-error: line=8 col=32
     # conforms: true | false
@@ -35,6 +36,7 @@ from rdflib.term import _toPythonMapping
 
 from server import shacl_oxigraph as sx
 from server.shacl_sparql import DataStore, plan_checks
+from server.validation import ENGINES as VALIDATION_ENGINES
 from server.validation import (
     InputError,
     Report,
@@ -52,8 +54,9 @@ from server.validation import (
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "validation"
 CORE = FIXTURES / "core.shapes.ttl"
-ENGINES = ("pyshacl", "oxigraph")
-KEYS = {"shapes", "ontology", "expect", "expect@pyshacl", "expect@oxigraph", "expect-crash",
+ENGINES = VALIDATION_ENGINES
+KEYS = {"shapes", "ontology", "expect", "expect@pyshacl", "expect@oxigraph",
+        "expect@pyshacl-turbo", "expect-crash",
         "expect-input-error", "conforms", "expect-shapes"}
 CASES = sorted(p for p in FIXTURES.glob("*.ttl") if not p.name.endswith((".shapes.ttl",
                                                                           ".ontology.ttl")))
@@ -152,7 +155,7 @@ def test_fixture(case: Path, engine: str):
         assert (err.value.line, err.value.col) == (int(where["line"]), int(where["col"]))
         assert str(err.value).startswith(f"{case}:{where['line']}:{where['col']}: Turtle syntax")
         return
-    if "expect-crash" in h:
+    if "expect-crash" in h and f"expect@{engine}" not in h:
         (want,) = expectations(case, h["expect-crash"])
         with pytest.raises(ValidationCrash) as err:
             run(case, engine)
@@ -337,7 +340,7 @@ def test_typed_year_comparison_silently_passes_in_pyshacl():
         EX + "late"]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", ["pyshacl", "oxigraph"])  # pyshacl-turbo gets it right
 def test_less_than_or_equals_on_years_is_a_clear_error_not_a_traceback(engine):
     with pytest.raises(ValidationCrash) as err:
         run(FIXTURES / "gyear-less-than-or-equals.ttl", engine)
@@ -409,10 +412,18 @@ def test_text_report(report):
     assert lines[-1].startswith("FAIL: 3 violations, 1 warnings, 0 infos in 2 files")
 
 
+def test_text_report_keeps_one_line_per_result():
+    v = Violation(EX + "a", None, '"two\\nlines"', str(SH.SPARQLConstraintComponent), EX + "S",
+                  "Violation", "a message\nover two lines")
+    lines = Report(False, [v, v], ["d.ttl"], 0.1).to_text().splitlines()
+    assert len(lines) == 3 and lines[0].endswith("SPARQL: a message\\nover two lines")
+
+
 def test_json_report(report):
     body = json.loads(report.to_json())
-    assert set(body) == {"conforms", "violations", "files"}
+    assert set(body) == {"conforms", "passed", "fail_on", "violations", "files"}
     assert body["conforms"] is False and body["files"] == report.files
+    assert body["passed"] is False and body["fail_on"] == "info"
     assert [Violation(**v) for v in body["violations"]] == report.violations
 
 
@@ -427,25 +438,46 @@ def test_turtle_report_is_a_validation_report(report):
 
 
 def test_junit_report(report):
+    """A test case per shape without results and one per shape and focus node with results,
+    named ``shape · focus`` in the files' prefixes; the failure says path, value and message."""
     root = ET.fromstring(report.to_junit())
     cases = root.findall("./testsuite/testcase")
-    assert len(cases) == len(report.shapes) >= 10  # passing shapes are passing tests
-    failures = root.findall(".//failure")
-    assert len(failures) == 3 == int(root.find("testsuite").get("failures"))
     by_name = {c.get("name"): c for c in cases}
-    inverse = by_name["ex:OrganisationShape / ^ex:memberOf"].find("failure")
-    assert inverse.get("type") == "MinCount" and "an organisation" in inverse.get("message")
-    assert by_name["ex:MemberOfShape"].find("failure") is not None
-    warned = by_name["ex:CountryShape / ex:sameAs"]  # a warning is output, not a failure
+    assert len(by_name) == len(cases) == int(root.find("testsuite").get("tests"))
+    failed = {name for name, c in by_name.items() if c.find("failure") is not None}
+    assert failed == {"ex:OrganisationShape / ^ex:memberOf · ex:un", "ex:MemberOfShape · ex:az",
+                      "ex:CountryShape / ex:label · ex:az", "ex:CountryShape / ex:sameAs · ex:az"}
+    assert int(root.find("testsuite").get("failures")) == 4  # the warning fails too, by default
+    assert {"ex:PersonShape / ex:name", "ex:MembershipShape"} <= set(by_name) - failed
+    assert not any("_:" in name for name in by_name)  # no blank node labels as names
+    inverse = by_name["ex:OrganisationShape / ^ex:memberOf · ex:un"]
+    assert inverse.get("classname") == "ex:OrganisationShape / ^ex:memberOf"
+    failure = inverse.find("failure")
+    assert failure.get("type") == "MinCount"
+    assert failure.get("message") == "MinCount at ^ex:memberOf: an organisation needs at least " \
+        "one member"
+    assert "path: ^ex:memberOf" in failure.text and "value: -" in failure.text
+    label = by_name["ex:CountryShape / ex:label · ex:az"].find("failure")
+    assert 'value: "Azerbaijan"' in label.text and "path: ex:label" in label.text
+    assert "label Azerbaijan has no language tag" in label.get("message")
+    lenient = replace(report, fail_on="violation")  # the warning: output, not a failure
+    warned = {c.get("name"): c for c in ET.fromstring(lenient.to_junit()).iter("testcase")}[
+        "ex:CountryShape / ex:sameAs · ex:az"]
     assert warned.find("failure") is None and "Warning" in warned.find("system-out").text
-    assert by_name["ex:PersonShape / ex:name"].find("failure") is None
 
 
-def test_warnings_fail_when_not_allowed():
-    strict = run(FIXTURES / "warning-only.ttl", "pyshacl", allow_warnings=False)
-    assert not strict.conforms
+@pytest.mark.parametrize("engine", ENGINES)
+def test_warnings_fail_unless_fail_on_violation(engine):
+    strict = run(FIXTURES / "warning-only.ttl", engine)  # the default: any result fails
+    assert not strict.conforms and not strict.passed
     assert len(ET.fromstring(strict.to_junit()).findall(".//failure")) == 1
-    assert run(FIXTURES / "warning-only.ttl", "pyshacl").conforms
+    for fail_on in ("warning", "info"):
+        assert not run(FIXTURES / "warning-only.ttl", engine, fail_on=fail_on).passed
+    lenient = run(FIXTURES / "warning-only.ttl", engine, fail_on="violation")
+    assert lenient.passed and not lenient.conforms  # reported, not failed
+    assert len(lenient.violations) == 1
+    root = ET.fromstring(lenient.to_junit())
+    assert root.findall(".//failure") == [] and "Warning" in root.find(".//system-out").text
 
 
 def test_reports_carry_any_literal(tmp_path):

@@ -86,6 +86,8 @@ def test_truthy_triples_are_exactly_the_best_rank_values(view):
         *((f"<{WD}{q}>", "P31", N(WD + "Q245065")) for q in ("Q83201", "Q1065", "Q7159", "Q47543")),
         (conference, "P276", N(WD + "Q4648")),
         (conference, "P585", dt("2011")),
+        (f"<{ID}mid-term-ministerial-conference>", "P585",
+         L("2021-07-01T00:00:00Z", datatype=N(XSD + "dateTime"))),
     }
 
 
@@ -127,17 +129,20 @@ def test_chairmanship_is_a_chairperson_statement_not_a_membership(view):
     assert not any(t.object == N(ID + "role-chair") for t in view)
 
 
-def test_a_time_without_a_year_gets_no_value(view):
-    midterm = ID + "mid-term-ministerial-conference"
-    assert not [t for t in view if t.subject == N(midterm)]
-    conference = statement(view, ID + "ministerial-conference-16", "P585", dt("2011"))
-    (node,) = objects(view, conference, wikidata.WDQS_PREFIXES["psv"] + "P585")
-    assert objects(view, node.value, WB + "timePrecision") == {L("9", datatype=N(XSD + "integer"))}
+def test_a_time_keeps_its_precision(view):
+    # "in that year" (2011): year precision; "in July of this year" (July 2021): month precision
+    for slug, value, precision in (("ministerial-conference-16", dt("2011"), "9"),
+                                   ("mid-term-ministerial-conference",
+                                    L("2021-07-01T00:00:00Z", datatype=N(XSD + "dateTime")), "10")):
+        st = statement(view, ID + slug, "P585", value)
+        (node,) = objects(view, st, wikidata.WDQS_PREFIXES["psv"] + "P585")
+        assert objects(view, node.value, WB + "timePrecision") == {
+            L(precision, datatype=N(XSD + "integer"))}
 
 
 def test_every_statement_has_one_value_a_rank_and_its_property(view):
     statements = {t.subject for t in view if t.object == N(WB + "Statement")}
-    assert len(statements) == 14  # 5 P31, 2 P463, P488, P2124, 3 article, 2 meeting
+    assert len(statements) == 15  # 5 P31, 2 P463, P488, P2124, 3 article, 3 meeting
     for st in statements:
         claims = [t for t in view if t.object == st and t.predicate.value.startswith(P)]
         assert len(claims) == 1, st
@@ -160,6 +165,62 @@ def test_every_property_used_has_its_property_entity(view):
             N(f"http://www.wikidata.org/prop/reference/{pid}")}, pid
 
 
+RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
+SKOS_ALT = "http://www.w3.org/2004/02/skos/core#altLabel"
+DESCRIPTION = "http://schema.org/description"  # WDQS's schema: namespace
+
+
+def test_every_item_and_property_mentioned_has_labels_and_descriptions_in_ar_and_en(view):
+    mentioned = {term.value for t in view for term in (t.subject, t.object)
+                 if isinstance(term, ox.NamedNode) and re.match(rf"^{WD}[PQ][0-9]+$", term.value)}
+    assert {WD + "Q252", WD + "Q13955", WD + "Q1985727", WD + "Q199", WD + "P2124"} <= mentioned
+    for iri in mentioned:
+        for prop in (RDFS_LABEL, DESCRIPTION):
+            langs = sorted(o.language for o in objects(view, iri, prop))
+            assert langs == ["ar", "en"], (iri, prop, langs)
+
+
+def test_linked_items_carry_our_entities_labels_and_aliases(store, view):
+    items = wikidata.same_as(store)
+    terms = {term for t in view for term in t}
+    # linked but in no statement of the view (the pandemic): not labelled there either
+    assert {i.value[len(WD):] for i in items.values() if i not in terms} == {"Q81068910"}
+    for entity, item in items.items():
+        for prop in (RDFS_LABEL, SKOS_ALT) if item in terms else ():
+            ours = {q.object for q in store.quads_for_pattern(entity, N(prop), None, None)}
+            assert objects(view, item.value, prop) == ours, (item, prop)
+    assert objects(view, WD + "Q83201", SKOS_ALT) >= {L("NAM", language="en")}
+    assert objects(view, WD + "Q227", DESCRIPTION) == {L("state", language="en"),
+                                                       L("دولة", language="ar")}
+    assert objects(view, WD + "Q1065", SKOS_ALT) == set()  # no alias is invented
+
+
+def test_properties_have_their_type_and_label(view):
+    properties = {t.subject.value for t in view
+                  if t.predicate == N(RDF + "type") and t.object == N(WB + "Property")}
+    assert len(properties) == 15
+    types = {p[len(WD):]: {o.value[len(WB):] for o in objects(view, p, WB + "propertyType")}
+             for p in properties}
+    assert all(len(kinds) == 1 for kinds in types.values()), types
+    assert types["P463"] == {"WikibaseItem"} and types["P580"] == {"Time"}
+    assert types["P2124"] == {"Quantity"} and types["P1683"] == {"Monolingualtext"}
+    assert objects(view, WD + "P463", RDFS_LABEL) == {L("member of", language="en"),
+                                                      L("عضو في", language="ar")}
+
+
+def test_the_member_count_has_a_quantity_value_node(view):
+    st = statement(view, WD + "Q83201", "P2124", L("120", datatype=N(XSD + "decimal")))
+    (node,) = objects(view, st, wikidata.WDQS_PREFIXES["psv"] + "P2124")
+    assert objects(view, node.value, RDF + "type") == {N(WB + "QuantityValue")}
+    assert objects(view, node.value, WB + "quantityAmount") == {
+        L("120", datatype=N(XSD + "decimal"))}
+    assert objects(view, node.value, WB + "quantityUnit") == {N(WD + "Q199")}
+
+
+def test_no_sitelink_or_statement_counts(view):
+    assert not [t for t in view if t.predicate in (N(WB + "sitelinks"), N(WB + "statements"))]
+
+
 def test_references_cite_the_quotes_of_facts(store, view):
     quotes = {q.object for q in store.quads_for_pattern(
         None, N("http://www.w3.org/ns/oa#exact"), None, None)}
@@ -174,7 +235,9 @@ def test_references_cite_the_quotes_of_facts(store, view):
     cited = {t.subject.value.rsplit("/", 1)[1] for t in view if t.predicate == N(derived)}
     assert cited == {"membership-observer-P463", "membership-full-P463", "chairmanship-P488",
                      "nam-member-count-P2124", "ministerial-conference-16-P276",
-                     "ministerial-conference-16-P585"}  # facts only: no P31, no article metadata
+                     "ministerial-conference-16-P585",
+                     "mid-term-ministerial-conference-P585"}  # facts only: no P31, no article
+    # metadata
 
 
 def test_linked_entities_become_items_and_unlinked_keep_our_iris(store, view):

@@ -1,0 +1,665 @@
+"""The Wikidata Query Service dialect: queries written for query.wikidata.org, made plain SPARQL.
+
+:func:`to_local` rewrites a query text before it is checked and run:
+
+- WDQS's predeclared prefixes are declared for the prefixes the query uses and does not declare
+  itself (its own ``PREFIX`` wins); an unknown prefix is a 400 naming it and its line.
+- ``hint:`` triples (Blazegraph optimizer hints, which change no answer) are dropped.
+- ``SERVICE wikibase:label { ... }`` becomes local patterns at the end of its group: per label
+  variable, one ``OPTIONAL`` per language and a ``COALESCE`` in the listed order, the QID when
+  no language has a label (as WDQS). It never becomes a remote call: the block is gone before
+  the SERVICE guard (:mod:`server.safety`) sees the text, and every other SERVICE stays for it.
+  A ``SELECT *`` is given its variables by name, so the helper variables stay out of sight.
+- WDQS's other services (MWAPI, geospatial, ``bd:sample``...) are refused with a clear 400.
+
+The text is tokenized (strings short and long with their escapes, IRIs, comments, prefixed
+names) and edited by token positions; removed parts become spaces, so the lines and columns of
+Oxigraph's syntax errors still point into the text as sent (the prefixes go on line 1).
+
+>>> print(to_local('SELECT ?n { wd:Q1 wdt:P2124 ?n }'))
+PREFIX wd: <http://www.wikidata.org/entity/> PREFIX wdt: <http://www.wikidata.org/prop/direct/> \
+SELECT ?n { wd:Q1 wdt:P2124 ?n }
+>>> to_local('PREFIX wd: <urn:x:> SELECT * { wd:a ?p "x:y" } # z:w')
+'PREFIX wd: <urn:x:> SELECT * { wd:a ?p "x:y" } # z:w'
+>>> to_local('SELECT * {\\n ?s foo:bar ?o }')
+Traceback (most recent call last):
+...
+server.wdqs.WdqsError: Unknown prefix 'foo:' (line 2, in 'foo:bar'): declare it with PREFIX \
+foo: <...>; WDQS's predeclared prefixes are known here without one
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+
+from .executor import QuerySyntaxError
+
+WD = "http://www.wikidata.org/entity/"
+WIKIBASE = "http://wikiba.se/ontology#"
+BD = "http://www.bigdata.com/rdf#"
+HINT = "http://www.bigdata.com/queryHints#"
+RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
+SKOS_ALT = "http://www.w3.org/2004/02/skos/core#altLabel"
+DESCRIPTION = "http://schema.org/description"  # WDQS's schema: is http://schema.org/
+
+# The prefixes WDQS declares for every query (its user manual's list).
+PREFIXES = {
+    "wd": WD,
+    "wds": "http://www.wikidata.org/entity/statement/",
+    "wdv": "http://www.wikidata.org/value/",
+    "wdref": "http://www.wikidata.org/reference/",
+    "wdt": "http://www.wikidata.org/prop/direct/",
+    "wdtn": "http://www.wikidata.org/prop/direct-normalized/",
+    "wdno": "http://www.wikidata.org/prop/novalue/",
+    "wdata": "http://www.wikidata.org/wiki/Special:EntityData/",
+    "p": "http://www.wikidata.org/prop/",
+    "ps": "http://www.wikidata.org/prop/statement/",
+    "psv": "http://www.wikidata.org/prop/statement/value/",
+    "psn": "http://www.wikidata.org/prop/statement/value-normalized/",
+    "pq": "http://www.wikidata.org/prop/qualifier/",
+    "pqv": "http://www.wikidata.org/prop/qualifier/value/",
+    "pqn": "http://www.wikidata.org/prop/qualifier/value-normalized/",
+    "pr": "http://www.wikidata.org/prop/reference/",
+    "prv": "http://www.wikidata.org/prop/reference/value/",
+    "prn": "http://www.wikidata.org/prop/reference/value-normalized/",
+    "wikibase": WIKIBASE,
+    "schema": "http://schema.org/",
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+    "owl": "http://www.w3.org/2002/07/owl#",
+    "skos": "http://www.w3.org/2004/02/skos/core#",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "prov": "http://www.w3.org/ns/prov#",
+    "bd": BD,
+    "bds": "http://www.bigdata.com/rdf/search#",
+    "gas": "http://www.bigdata.com/rdf/gas#",
+    "hint": HINT,
+    "geo": "http://www.opengis.net/ont/geosparql#",
+    "geof": "http://www.opengis.net/def/function/geosparql/",
+    "ontolex": "http://www.w3.org/ns/lemon/ontolex#",
+    "dct": "http://purl.org/dc/terms/",
+    "cc": "http://creativecommons.org/ns#",
+    "mwapi": "https://www.mediawiki.org/ontology#API/",
+    "mediawiki": "https://www.mediawiki.org/ontology#",
+    "foaf": "http://xmlns.com/foaf/0.1/",
+}
+
+# WDQS services answered by nothing here: refused with what they are (never called).
+UNSUPPORTED = {
+    WIKIBASE + "mwapi": "the MediaWiki API service",
+    WIKIBASE + "around": "the geospatial search service",
+    WIKIBASE + "box": "the geospatial search service",
+    BD + "sample": "the sampling service",
+    BD + "slice": "the slice service",
+    "http://www.bigdata.com/rdf/gas#service": "the graph analytics (GAS) service",
+    "http://www.bigdata.com/rdf/search#search": "the full-text search service",
+}
+
+
+class WdqsError(QuerySyntaxError):
+    """A WDQS-dialect query this endpoint cannot take; answered 400 with ``message``."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+
+
+# ---------------------------------------------------------------- tokens
+
+# PN_CHARS_BASE of SPARQL 1.1 (§19.8), as a character class body.
+_BASE = (
+    "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u037d\u037f-\u1fff\u200c-\u200d"
+    "\u2070-\u218f\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufffd\U00010000-\U000effff"
+)
+_U = _BASE + "_"
+_CH = _U + r"\-0-9\u00b7\u0300-\u036f\u203f-\u2040"
+_PLX = r"%[0-9A-Fa-f]{2}|\\[_~.\-!$&'()*+,;=/?#@%]"
+_PREFIX = rf"[{_BASE}](?:[{_CH}.]*[{_CH}])?"
+_LOCAL = rf"(?:[{_U}:0-9]|{_PLX})(?:(?:[{_CH}.:]|{_PLX})*(?:[{_CH}:]|{_PLX}))?"
+_TOKEN = re.compile(
+    rf"""
+    (?P<skip>(?:[ \t\r\n]|\#[^\r\n]*)+)
+  | (?P<iri><(?:[^<>"{{}}|^`\\\x00-\x20]|\\u[0-9A-Fa-f]{{4}}|\\U[0-9A-Fa-f]{{8}})*>)
+  | (?P<str>'''(?:'{{0,2}}(?:[^'\\]|\\.))*'''|\"\"\"(?:"{{0,2}}(?:[^"\\]|\\.))*\"\"\"
+           |'(?:[^'\\\r\n]|\\.)*'|"(?:[^"\\\r\n]|\\.)*")
+  | (?P<var>[?$][{_U}0-9][{_U}0-9\u00b7\u0300-\u036f\u203f-\u2040]*)
+  | (?P<bnode>_:[{_U}0-9](?:[{_CH}.]*[{_CH}])?)
+  | (?P<pname>(?:{_PREFIX})?:(?:{_LOCAL})?)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<num>[0-9]*\.[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+\.[0-9]*[eE][+-]?[0-9]+
+           |[0-9]+(?:[eE][+-]?[0-9]+)?)
+  | (?P<lang>@[a-zA-Z]+(?:-[a-zA-Z0-9]+)*)
+  | (?P<quote>['"])
+  | (?P<punct>\^\^|&&|\|\||!=|<=|>=|.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class Tok:
+    kind: str
+    start: int
+    end: int
+    text: str
+
+
+class _Unlexable(Exception):
+    """A string that never closes: the text is left to the real parser's error message."""
+
+
+def tokens(text: str) -> list[Tok]:
+    """The significant tokens of ``text`` (no whitespace or comments).
+
+    >>> [t.text for t in tokens('SELECT ?x { ?x a "}" . # }\\n ?x wdt:P31/wdt:P279* wd:Q5.}')]
+    ['SELECT', '?x', '{', '?x', 'a', '"}"', '.', '?x', 'wdt:P31', '/', 'wdt:P279', '*', \
+'wd:Q5', '.', '}']
+    """
+    out, pos = [], 0
+    for m in _TOKEN.finditer(text):
+        if m.start() != pos:  # finditer skipped nothing it could not match: cannot happen
+            raise _Unlexable
+        pos = m.end()
+        kind = m.lastgroup
+        if kind == "skip":
+            continue
+        if kind == "quote":
+            raise _Unlexable
+        out.append(Tok(kind, m.start(), m.end(), m.group()))
+    return out
+
+
+def _line(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+# ---------------------------------------------------------------- the rewrite
+
+
+def to_local(text: str, uselang: str | None = None) -> str:
+    """``text`` as plain SPARQL (see the module docstring); raises :class:`WdqsError`."""
+    if len(text) <= 8192:
+        return _to_local(text, uselang)  # clients repeat their queries
+    return _to_local.__wrapped__(text, uselang)
+
+
+@lru_cache(maxsize=256)
+def _to_local(text: str, uselang: str | None) -> str:
+    try:
+        toks = tokens(text)
+    except _Unlexable:
+        return text
+    query = _Query(text, toks, _auto_language(uselang))
+    return query.rewritten()
+
+
+def _auto_language(uselang: str | None) -> str:
+    if uselang and _LANG.match(uselang.strip()):
+        return uselang.strip().lower()
+    return "en"
+
+
+_LANG = re.compile(r"^[a-zA-Z]{1,8}(?:-[a-zA-Z0-9]{1,8})*$")
+
+
+@dataclass
+class _LabelBlock:
+    """One ``SERVICE wikibase:label { ... }``: where it is, its languages, its manual triples."""
+
+    start: int  # first token index (SERVICE)
+    end: int  # last token index (the closing brace; a following '.' included)
+    group_end: int  # token index of the brace closing the group it stands in
+    languages: list[str] = field(default_factory=list)
+    manual: list[tuple[str, str, str]] = field(default_factory=list)  # (base var, IRI, var)
+    targets: list[str] = field(default_factory=list)  # the variables it binds
+
+
+class _Query:
+    def __init__(self, text: str, toks: list[Tok], auto_language: str):
+        self.text, self.toks, self.auto = text, toks, auto_language
+        self.declared: dict[str, str] = {}
+        self.decl_tokens: set[int] = set()
+        for i, t in enumerate(toks):
+            if (
+                t.kind == "word"
+                and t.text.upper() == "PREFIX"
+                and i + 2 < len(toks)
+                and toks[i + 1].kind == "pname"
+                and toks[i + 1].text.endswith(":")
+                and toks[i + 2].kind == "iri"
+            ):
+                self.declared[toks[i + 1].text[:-1]] = toks[i + 2].text[1:-1]
+                self.decl_tokens.add(i + 1)
+
+    @cached_property
+    def brackets(self) -> dict[int, int]:
+        return _matching(self.toks)
+
+    def expand(self, tok: Tok) -> str | None:
+        """The IRI a prefixed name or IRI token stands for (None for other tokens)."""
+        if tok.kind == "iri":
+            return tok.text[1:-1]
+        if tok.kind != "pname":
+            return None
+        prefix, _, local = tok.text.partition(":")
+        ns = self.declared.get(prefix, PREFIXES.get(prefix))
+        return None if ns is None else ns + re.sub(r"\\(.)", r"\1", local)
+
+    def rewritten(self) -> str:
+        needed = self._needed_prefixes()
+        drop: list[tuple[int, int]] = []  # token index ranges to blank out
+        inserts: dict[int, list[str]] = {}  # token index -> text put before it
+        drop += self._hints()
+        blocks = self._services()
+        private = _Names({t.text[1:] for t in self.toks if t.kind == "var"})
+        auto_done = False
+        for block in blocks:
+            drop.append((block.start, block.end))
+            if block.manual:
+                wanted = block.manual
+            elif not auto_done:
+                wanted, auto_done = self._automatic(blocks), True
+            else:
+                wanted = []
+            block.targets = [target for _, _, target in wanted]
+            languages = block.languages
+            snippet = label_patterns(wanted, languages, private)
+            inserts.setdefault(block.group_end, []).append(snippet)
+        if not needed and not drop and not inserts:
+            return self.text
+        if blocks:
+            star = self._select_star()
+            if star is not None:  # SELECT * would also show the helper variables: name them
+                shown = self._in_scope(
+                    star, {k for b in blocks for k in range(b.start, b.end + 1)}, private.made
+                )
+                names = shown + [v for b in blocks for v in b.targets if v not in shown]
+                if names:
+                    inserts.setdefault(star, []).append(" ".join(f"?{v}" for v in names))
+                    drop.append((star, star))
+        return self._edit(needed, drop, inserts)
+
+    # -- SELECT *
+
+    def _select_star(self) -> int | None:
+        """The index of the ``*`` of the query's own ``SELECT *`` (not a subquery's)."""
+        toks = self.toks
+        for i, t in enumerate(toks):
+            if t.text == "{":
+                return None
+            if t.kind == "word" and t.text.upper() == "SELECT":
+                j = i + 1
+                if j < len(toks) and toks[j].text.upper() in ("DISTINCT", "REDUCED"):
+                    j += 1
+                return j if j < len(toks) and toks[j].text == "*" else None
+        return None
+
+    def _in_scope(self, star: int, skip: set[int], private: set[str]) -> list[str]:
+        """The variables ``SELECT *`` shows, in order of appearance: those of the WHERE clause
+        but the ones only in FILTER, BIND or function expressions, MINUS, [NOT] EXISTS or a
+        subquery's body (of a subquery, its projection)."""
+        toks, match = self.toks, self.brackets
+        found: list[str] = []
+        i = next((k for k in range(star, len(toks)) if toks[k].text == "{"), len(toks))
+        end = match.get(i, len(toks) - 1)
+        i += 1
+        while i < end:
+            t = toks[i]
+            up = t.text.upper() if t.kind == "word" else ""
+            if i in skip:
+                i += 1
+            elif up in ("FILTER", "MINUS", "EXISTS"):
+                nxt = i + 1
+                while (
+                    nxt < end
+                    and toks[nxt].kind in ("word", "pname", "iri")
+                    and toks[nxt].text.upper() != "AS"
+                ):
+                    nxt += 1  # FILTER NOT EXISTS, FILTER regex(...), FILTER <fn>(...)
+                i = match.get(nxt, nxt) + 1
+            elif up == "BIND" and i + 1 < end and toks[i + 1].text == "(":
+                close = match.get(i + 1, i + 1)
+                if toks[close - 1].kind == "var":
+                    found.append(toks[close - 1].text[1:])
+                i = close + 1
+            elif t.text == "{" and i + 1 < end and toks[i + 1].text.upper() == "SELECT":
+                close = match.get(i, end)
+                found += self._projection(i + 1, close)
+                i = close + 1
+            elif t.kind == "var":
+                found.append(t.text[1:])
+                i += 1
+            else:
+                i += 1
+        out: list[str] = []
+        for name in found:
+            if name not in out and name not in private:
+                out.append(name)
+        return out
+
+    def _projection(self, select: int, close: int) -> list[str]:
+        toks, match = self.toks, self.brackets
+        names, i = [], select + 1
+        while i < close and toks[i].text != "{" and toks[i].text.upper() != "WHERE":
+            if toks[i].text == "*":
+                return [t.text[1:] for t in toks[i:close] if t.kind == "var"]
+            if toks[i].text == "(":
+                inner = match.get(i, i)
+                if toks[inner - 1].kind == "var":
+                    names.append(toks[inner - 1].text[1:])
+                i = inner + 1
+                continue
+            if toks[i].kind == "var":
+                names.append(toks[i].text[1:])
+            i += 1
+        return names
+
+    # -- prefixes
+
+    def _needed_prefixes(self) -> list[str]:
+        needed: list[str] = []
+        for i, t in enumerate(self.toks):
+            if t.kind != "pname" or i in self.decl_tokens:
+                continue
+            prefix = t.text.partition(":")[0]
+            if prefix in self.declared or prefix in needed:
+                continue
+            if prefix not in PREFIXES:
+                raise WdqsError(
+                    f"Unknown prefix '{prefix}:' (line {_line(self.text, t.start)}, in "
+                    f"'{t.text}'): declare it with PREFIX {prefix}: <...>; WDQS's predeclared "
+                    "prefixes are known here without one"
+                )
+            needed.append(prefix)
+        return needed
+
+    # -- hints
+
+    def _hints(self) -> list[tuple[int, int]]:
+        """Token ranges of ``hint:X hint:y value .`` triples: a hint subject and predicate and
+        one literal (or IRI) value, in subject position; anything else is left as it is."""
+        out, toks = [], self.toks
+
+        def is_hint(k: int) -> bool:
+            iri = self.expand(toks[k]) if k < len(toks) and toks[k].kind == "pname" else None
+            return bool(iri and iri.startswith(HINT))
+
+        for i in range(len(toks)):
+            if not is_hint(i) or (i > 0 and toks[i - 1].text not in ("{", "}", ".")):
+                continue
+            j = i + 2
+            if not is_hint(i + 1) or j >= len(toks):
+                continue
+            if not (
+                toks[j].kind in ("str", "num", "iri", "pname")
+                or toks[j].text.lower() in ("true", "false")
+            ):
+                continue
+            if j + 1 < len(toks) and toks[j + 1].kind == "lang":
+                j += 1
+            elif j + 2 < len(toks) and toks[j + 1].text == "^^":
+                j += 2
+            if j + 1 < len(toks) and toks[j + 1].text == ".":
+                j += 1
+            out.append((i, j))
+        return out
+
+    # -- services
+
+    def _services(self) -> list[_LabelBlock]:
+        toks, blocks, stack = self.toks, [], []
+        match = _matching_braces(toks)
+        for i, t in enumerate(toks):
+            if t.text == "{":
+                stack.append(i)
+            elif t.text == "}":
+                if stack:
+                    stack.pop()
+            if not (t.kind == "word" and t.text.upper() == "SERVICE"):
+                continue
+            j = i + 1
+            if j < len(toks) and toks[j].kind == "word" and toks[j].text.upper() == "SILENT":
+                j += 1
+            if j + 1 >= len(toks) or toks[j + 1].text != "{":
+                continue
+            iri = self.expand(toks[j])
+            if iri in UNSUPPORTED:
+                raise WdqsError(
+                    f"SERVICE {toks[j].text} ({UNSUPPORTED[iri]} of WDQS) is not supported here "
+                    f"(line {_line(self.text, t.start)}): this endpoint answers from its own "
+                    "graph, and calls none of WDQS's services"
+                )
+            if iri != WIKIBASE + "label":
+                continue
+            close = match.get(j + 1)
+            if close is None or not stack:
+                continue  # unbalanced: left to the parser's error
+            group_end = match.get(stack[-1])
+            if group_end is None:
+                continue
+            block = _LabelBlock(i, close, group_end)
+            if close + 1 < len(toks) and toks[close + 1].text == ".":
+                block.end = close + 1
+            self._read_block(block, j + 2, close)
+            blocks.append(block)
+        return blocks
+
+    def _read_block(self, block: _LabelBlock, start: int, stop: int) -> None:
+        """The triples inside the label block: ``bd:serviceParam wikibase:language "..."`` and
+        the manual ones (``?x rdfs:label ?name``, ``schema:description``, ``skos:altLabel``)."""
+        toks = self.toks
+        line = _line(self.text, toks[start - 2].start)
+
+        def bad(tok: Tok, why: str) -> WdqsError:
+            return WdqsError(
+                f"In the label service (line {line}): {why}, at "
+                f"'{tok.text}' (line {_line(self.text, tok.start)})"
+            )
+
+        i = start
+        while i < stop:
+            subject = toks[i]
+            i += 1
+            while True:  # predicate-object lists
+                if i >= stop:
+                    raise bad(subject, "a triple is cut short")
+                predicate = toks[i]
+                i += 1
+                while True:  # objects
+                    if i >= stop:
+                        raise bad(predicate, "a triple is cut short")
+                    obj = toks[i]
+                    i += 1
+                    if i < stop and toks[i].kind == "lang" or (i < stop and toks[i].text == "^^"):
+                        i += 1 if toks[i].kind == "lang" else 2
+                    self._label_triple(block, subject, predicate, obj, bad)
+                    if i < stop and toks[i].text == ",":
+                        i += 1
+                        continue
+                    break
+                if i < stop and toks[i].text == ";":
+                    i += 1
+                    if i < stop and toks[i].text not in (".",):
+                        continue
+                break
+            if i < stop and toks[i].text == ".":
+                i += 1
+            elif i < stop:
+                raise bad(toks[i], "expected '.' or the end of the block")
+        if not block.languages:
+            block.languages = [self.auto]
+
+    def _label_triple(self, block: _LabelBlock, s: Tok, p: Tok, o: Tok, bad) -> None:
+        if self.expand(s) == BD + "serviceParam":
+            if self.expand(p) != WIKIBASE + "language":
+                return  # other parameters change nothing we do
+            if o.kind != "str":
+                raise bad(o, 'wikibase:language takes a string such as "ar,en"')
+            for lang in _string_value(o.text).split(","):
+                lang = lang.strip()
+                if lang.upper() == "[AUTO_LANGUAGE]":
+                    lang = self.auto
+                if not _LANG.match(lang):
+                    raise bad(o, f"{lang!r} is not a language code")
+                if lang.lower() not in block.languages:
+                    block.languages.append(lang.lower())
+            return
+        iri = self.expand(p)
+        if iri == "https://schema.org/description":
+            iri = DESCRIPTION
+        if s.kind != "var" or o.kind != "var" or iri not in (RDFS_LABEL, DESCRIPTION, SKOS_ALT):
+            raise bad(
+                s,
+                'only bd:serviceParam wikibase:language "..." and ?item rdfs:label|'
+                "schema:description|skos:altLabel ?var are understood",
+            )
+        block.manual.append((s.text[1:], iri, o.text[1:]))
+
+    def _automatic(self, blocks: list[_LabelBlock]) -> list[tuple[str, str, str]]:
+        """Automatic mode: each ?xLabel / ?xDescription / ?xAltLabel the query mentions (outside
+        label blocks) whose ?x it also mentions, and which it does not bind itself."""
+        inside = {k for b in blocks for k in range(b.start, b.end + 1)}
+        own = set(self._in_scope(0, inside, set()))
+        names = []
+        for k, t in enumerate(self.toks):
+            if t.kind == "var" and k not in inside and t.text[1:] not in names:
+                names.append(t.text[1:])
+        present = set(names)
+        wanted = []
+        for name in names:
+            for suffix, iri in (
+                ("AltLabel", SKOS_ALT),
+                ("Label", RDFS_LABEL),
+                ("Description", DESCRIPTION),
+            ):
+                base = name[: -len(suffix)]
+                if name.endswith(suffix) and base in present and name not in own:
+                    wanted.append((base, iri, name))
+                    break
+        return wanted
+
+    # -- the edit
+
+    def _edit(
+        self, needed: list[str], drop: list[tuple[int, int]], inserts: dict[int, list[str]]
+    ) -> str:
+        text, toks = self.text, self.toks
+        blank = set()
+        for a, b in drop:
+            blank.update(range(a, b + 1))
+        out, pos = [], 0
+        for k, t in enumerate(toks):
+            if k in inserts:
+                out.append(text[pos : t.start])
+                out.append(" ".join(inserts[k]) + " ")
+                pos = t.start
+            if k in blank:
+                out.append(text[pos : t.start])
+                out.append(re.sub(r"[^\r\n]", " ", text[t.start : t.end]))
+                pos = t.end
+        out.append(text[pos:])
+        head = "".join(f"PREFIX {p}: <{PREFIXES[p]}> " for p in needed)
+        return head + "".join(out)
+
+
+def _matching_braces(toks: list[Tok]) -> dict[int, int]:
+    match, stack = {}, []
+    for i, t in enumerate(toks):
+        if t.text == "{":
+            stack.append(i)
+        elif t.text == "}" and stack:
+            match[stack.pop()] = i
+    return match
+
+
+def _matching(toks: list[Tok]) -> dict[int, int]:
+    """Opening bracket index -> its closing one, for braces, parentheses and square brackets."""
+    pairs, match, stack = {"{": "}", "(": ")", "[": "]"}, {}, []
+    for i, t in enumerate(toks):
+        if t.kind != "punct":
+            continue
+        if t.text in pairs:
+            stack.append(i)
+        elif t.text in (")", "}", "]"):
+            while stack and pairs[toks[stack[-1]].text] != t.text:
+                stack.pop()  # unbalanced: the parser will say so
+            if stack:
+                match[stack.pop()] = i
+    return match
+
+
+_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
+
+
+def _string_value(token: str) -> str:
+    quote = 3 if token[:3] in ("'''", '"""') else 1
+    body = token[quote:-quote]
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), body)
+
+
+class _Names:
+    """Fresh variable names that clash with none of the query's."""
+
+    def __init__(self, taken: set[str]):
+        self.taken, self.n, self.made = taken, 0, set()
+
+    def new(self, hint: str) -> str:
+        while True:
+            self.n += 1
+            name = f"wdqs_{hint}_{self.n}"
+            if name not in self.taken:
+                self.taken.add(name)
+                self.made.add(name)
+                return name
+
+
+def label_patterns(wanted: list[tuple[str, str, str]], languages: list[str], names: _Names) -> str:
+    """SPARQL binding each (base, property, target) of ``wanted`` as the label service would.
+
+    ``?base`` is copied first (``BIND``) and each ``OPTIONAL`` is conditioned on the copy, so a
+    row where ``?base`` is unbound keeps it unbound and is not joined with every label.
+    A label falls back to the QID (or the IRI) when no language has one; descriptions and
+    aliases have no fallback; aliases are joined with ", " as WDQS does.
+
+    >>> print(label_patterns([("x", RDFS_LABEL, "xLabel")], ["ar", "en"], _Names(set())))
+    BIND(?x AS ?wdqs_x_1) \
+OPTIONAL { ?x <http://www.w3.org/2000/01/rdf-schema#label> ?wdqs_l_2 \
+FILTER(BOUND(?wdqs_x_1) && LANG(?wdqs_l_2) = "ar") } \
+OPTIONAL { ?x <http://www.w3.org/2000/01/rdf-schema#label> ?wdqs_l_3 \
+FILTER(BOUND(?wdqs_x_1) && LANG(?wdqs_l_3) = "en") } \
+BIND(COALESCE(?wdqs_l_2, ?wdqs_l_3, IF(isIRI(?x), IF(STRSTARTS(STR(?x), \
+"http://www.wikidata.org/entity/"), STRAFTER(STR(?x), "http://www.wikidata.org/entity/"), \
+STR(?x)), ?wdqs_x_1)) AS ?xLabel)
+    """
+    parts, copies = [], {}
+    for base, prop, target in wanted:
+        if base not in copies:
+            copies[base] = names.new(base if re.match(r"^[A-Za-z0-9_]+$", base) else "v")
+            parts.append(f"BIND(?{base} AS ?{copies[base]})")
+        guard = copies[base]
+        found = []
+        for lang in languages:
+            v = names.new("l")
+            found.append(f"?{v}")
+            if prop == SKOS_ALT:
+                a = names.new("a")
+                parts.append(
+                    f"OPTIONAL {{ {{ SELECT ?{base} "
+                    f'(STRLANG(STR(GROUP_CONCAT(?{a}; separator=", ")), "{lang}") AS ?{v}) '
+                    f"WHERE {{ ?{base} <{prop}> ?{a} "
+                    f'FILTER(LANG(?{a}) = "{lang}") }} GROUP BY ?{base} }} '
+                    f"FILTER(BOUND(?{guard})) }}"
+                )
+            else:
+                parts.append(
+                    f"OPTIONAL {{ ?{base} <{prop}> ?{v} "
+                    f'FILTER(BOUND(?{guard}) && LANG(?{v}) = "{lang}") }}'
+                )
+        if prop == RDFS_LABEL:  # the guard is unbound here when ?base is: no fallback then
+            found.append(
+                f'IF(isIRI(?{base}), IF(STRSTARTS(STR(?{base}), "{WD}"), '
+                f'STRAFTER(STR(?{base}), "{WD}"), STR(?{base})), ?{guard})'
+            )
+        parts.append(f"BIND(COALESCE({', '.join(found)}) AS ?{target})")
+    return " ".join(parts)
