@@ -53,7 +53,7 @@ class Served:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--store", str(store),
+            [sys.executable, "-m", "namkg.cli", "serve", "--store", str(store),
              "--port", str(self.port)], cwd=repo, start_new_session=True,
             env={**os.environ, "NAMKG_RESPONSE_CACHE_MB": "0", **env},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -231,7 +231,7 @@ def rebuild(repo: Path, store: Path) -> str:
         for t in threads:
             t.start()
         time.sleep(max(0.0, 1.1 - (time.time() % 1)))
-        subprocess.run([sys.executable, "-m", "server.cli", "build", "--store", str(store)],
+        subprocess.run([sys.executable, "-m", "namkg.cli", "build", "--store", str(store)],
                        cwd=repo, check=True, capture_output=True)
         time.sleep(5)  # past the reload check and the old workers' last answers
         stop.set()
@@ -297,7 +297,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"
-        subprocess.run([sys.executable, "-m", "server.cli", "build", "--store", str(store)],
+        subprocess.run([sys.executable, "-m", "namkg.cli", "build", "--store", str(store)],
                        cwd=args.repo, check=True, capture_output=True)
         print("| finding | measured |\n|---|---|")
         for name, measure in ROWS:

@@ -17,9 +17,12 @@ import pyoxigraph as ox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server import build as builder  # noqa: E402
-from server.config import Config  # noqa: E402
-from server.executor import Result, UpdateRefused, answer, query_job, unwrap  # noqa: E402
+from bench.pkg import ours  # noqa: E402  (our package, named once there)
+
+builder, Config = ours("build"), ours("config").Config
+_executor = ours("executor")
+Result, UpdateRefused, answer = _executor.Result, _executor.UpdateRefused, _executor.answer
+query_job, unwrap = _executor.query_job, _executor.unwrap
 
 
 class InThread:
@@ -52,9 +55,7 @@ class InThread:
 
 
 def make_app(config: Config):
-    from server.app import create_app
-
-    return create_app(config, executor=InThread(builder.current_path(config.store),
+    return ours("app").create_app(config, executor=InThread(builder.current_path(config.store),
                                                 config.result_limit))
 
 
@@ -63,9 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--store", type=Path, required=True)
     ap.add_argument("--port", type=int, required=True)
     args = ap.parse_args(argv)
-    from server.serve import run
-
-    run(Config.from_env(store=args.store, port=args.port, host="127.0.0.1"), make_app)
+    ours("serve").run(Config.from_env(store=args.store, port=args.port, host="127.0.0.1"), make_app)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import requests
 from werkzeug.serving import make_server
 
 REPO = Path(__file__).resolve().parent.parent
-NAMKG = [sys.executable, "-m", "server.cli"]
+NAMKG = [sys.executable, "-m", "namkg.cli"]
 
 
 def namkg(*args: str, env: dict | None = None, timeout: float = 120,

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
+from namkg.build import build
+from namkg.config import Config
+from namkg.layout import Sources, open_store
+from namkg.validation import validate
 
 from bench.generate import generate
-from server.build import Sources, build, open_store
-from server.config import Config
-from server.validation import validate
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
-
-from server import build
-from server.build import current_path, open_store
-from server.iris import Iris
+from namkg import build
+from namkg.iris import Iris
+from namkg.layout import current_path, open_store
 
 from .conftest import NAMKG, REPO, namkg
 

@@ -1,4 +1,4 @@
-"""The response cache (server/cache.py) on a real `namkg serve`: a repeated query is answered
+"""The response cache (server/namkg/cache.py) on a real `namkg serve`: a repeated query is answered
 from it, identically and without running; what may differ between runs, errors and large
 bodies never are; a server that takes updates has none."""
 
@@ -9,8 +9,7 @@ import uuid
 
 import pytest
 import requests
-
-from server.cache import KEY_BODY_MAX
+from namkg.cache import KEY_BODY_MAX
 
 from .conftest import Server
 

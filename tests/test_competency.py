@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from server.build import open_store
+from namkg.layout import open_store
 
 from .conftest import REPO
 

@@ -12,14 +12,13 @@ import pytest
 import rdflib
 import requests
 from flask import Flask
+from namkg.config import Config
+from namkg.endpoint import make_blueprint
+from namkg.executor import Executor
+from namkg.iris import Iris
+from namkg.protocol import SD
 from rdflib.plugins.stores.sparqlstore import SPARQLStore
 from SPARQLWrapper import CSV, JSON, JSONLD, POST, POSTDIRECTLY, TURTLE, XML, SPARQLWrapper
-
-from server.config import Config
-from server.endpoint import make_blueprint
-from server.executor import Executor
-from server.iris import Iris
-from server.protocol import SD
 
 from .conftest import serve
 

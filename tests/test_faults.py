@@ -22,8 +22,7 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 import requests
-
-from server.config import Config
+from namkg.config import Config
 
 from .conftest import ADMIN_TOKEN, NAMKG, REPO, Server, free_port, namkg
 

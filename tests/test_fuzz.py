@@ -17,8 +17,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-
-from server.config import Config
+from namkg.config import Config
 
 from .conftest import REPO
 from .test_faults import health, served, settled, wait_for

@@ -17,9 +17,8 @@ from html.parser import HTMLParser
 import pytest
 import rdflib
 import requests
+from namkg.iris import Iris
 from rdflib.compare import isomorphic
-
-from server.iris import Iris
 
 from .conftest import Server
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 import requests
-
-from server.config import Config
+from namkg.config import Config
 
 from .conftest import REPO
 from .test_faults import RUNAWAY, health, served, settled_tree, tree_problems, tree_rss_mb

@@ -7,12 +7,8 @@ from urllib.parse import urlencode
 
 import pytest
 import rdflib
-from rdflib.namespace import RDF
-from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
-
-from server.iris import GRAPH_NAMES, Iris
-from server.protocol import (
+from namkg.iris import GRAPH_NAMES, Iris
+from namkg.protocol import (
     SD,
     Negotiated,
     ProtocolError,
@@ -24,6 +20,9 @@ from server.protocol import (
     preferred_quality,
     service_description,
 )
+from rdflib.namespace import RDF
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 JSON, XML = "application/sparql-results+json", "application/sparql-results+xml"
 CSV, TSV = "text/csv", "text/tab-separated-values"

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
+from namkg import wikidata
+from namkg.build import load_dataset
+from namkg.iris import Iris
+from namkg.layout import Sources
 
 from bench.generate import generate
-from server import wikidata
-from server.build import Sources, load_dataset
-from server.iris import Iris
 
 REPO = Path(__file__).resolve().parent.parent
 WB = wikidata.WDQS_PREFIXES["wikibase"]
@@ -231,7 +232,7 @@ def construct(store: ox.Store, text: str) -> set[ox.Triple]:
 
 
 def rule(name: str) -> str:
-    return (REPO / "server" / "views" / name).read_text("utf-8")
+    return (REPO / "server" / "namkg" / "views" / name).read_text("utf-8")
 
 
 def rows(store: ox.Store, text: str) -> Counter:

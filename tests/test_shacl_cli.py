@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
-from server import cli, validation
+from namkg import cli, validation
 
 REPO = Path(__file__).resolve().parent.parent
 ONTOLOGY = REPO / "ontology" / "nam.ttl"
 INVALID = Path(__file__).parent / "fixtures" / "invalid"
-NAMKG = [sys.executable, "-m", "server.cli"]
+NAMKG = [sys.executable, "-m", "namkg.cli"]
 
 SHAPES = """@prefix sh: <http://www.w3.org/ns/shacl#> .
 @prefix ex: <http://example.org/> .

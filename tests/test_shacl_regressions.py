@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from server.validation import ENGINES, ValidationCrash, validate
+from namkg.validation import ENGINES, ValidationCrash, validate
 
 EX = "http://example.org/"
 XSD = "http://www.w3.org/2001/XMLSchema#"

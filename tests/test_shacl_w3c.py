@@ -3,7 +3,7 @@
 An unchanged copy of the suite, with its provenance and licence, is at
 ``../shared/w3c-shacl-tests`` from the project's root (CI has it too); the tests skip, saying
 so, where it is missing. Each approved test is validated the way the CLI
-does (:func:`server.validation.judge` on graphs parsed by our loader) and compared with the
+does (:func:`namkg.validation.judge` on graphs parsed by our loader) and compared with the
 manifest's expected report: ``sh:conforms`` and every result on focus node, path, value (an RDF
 term, literals exact: ``"4.0"^^xsd:decimal`` is not ``"4"``), source shape, constraint
 component and severity; messages are not compared. ``sht:Failure`` expects the engine to refuse.
@@ -21,21 +21,18 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from rdflib import BNode, Graph, URIRef
-from rdflib.collection import Collection
-from rdflib.namespace import SH
-
-from server.validation import (
-    ENGINES,
+from namkg.shacl_terms import (
     SEVERITIES,
     ValidationCrash,
     Violation,
-    _node_str,
-    judge,
-    load_graph,
+    node_str,
     path_string,
     term_str,
 )
+from namkg.validation import ENGINES, judge, load_graph
+from rdflib import BNode, Graph, URIRef
+from rdflib.collection import Collection
+from rdflib.namespace import SH
 
 REPO = Path(__file__).resolve().parent.parent
 SUITE = (REPO.parent / "shared" / "w3c-shacl-tests").resolve()
@@ -131,7 +128,7 @@ def fields(g: Graph, r, exact: bool) -> tuple:
             return None
         if isinstance(t, BNode) and not exact:
             return "_:"
-        return _node_str(t)
+        return node_str(t)
 
     path, value = g.value(r, SH.resultPath), g.value(r, SH.value)
     return (

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from namkg.cli import main
+from namkg.validation import ENGINES, Report, load_graph, validate, validate_shapes
 from rdflib import RDF, Graph, URIRef
 from rdflib.namespace import SH
-
-from server.cli import main
-from server.validation import ENGINES, Report, load_graph, validate, validate_shapes
 
 REPO = Path(__file__).resolve().parent.parent
 SHAPES = REPO / "ontology" / "shapes.ttl"
@@ -35,7 +34,7 @@ DATA = sorted((REPO / "data").glob("*.ttl"))
 FIXTURES = Path(__file__).parent / "fixtures"
 INVALID = sorted((FIXTURES / "invalid").glob("*.ttl"))
 VALID = sorted((FIXTURES / "valid").glob("*.ttl"))
-NAMKG = [sys.executable, "-m", "server.cli"]
+NAMKG = [sys.executable, "-m", "namkg.cli"]
 
 Key = tuple[str, str | None, str]  # (focus, path, constraint)
 

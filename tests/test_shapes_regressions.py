@@ -19,11 +19,10 @@ from pathlib import Path
 import pyoxigraph as ox
 import pyshacl
 import pytest
+from namkg.validation import load_graph, validate
 from rdflib import Graph, Literal
 from rdflib.namespace import SH, XSD
 from rdflib.term import XSDToPython, _toPythonMapping
-
-from server.validation import load_graph, validate
 
 REPO = Path(__file__).resolve().parent.parent
 SHAPES = REPO / "ontology" / "shapes.ttl"
@@ -37,7 +36,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 @pytest.fixture
 def rdflib_defaults():
-    """rdflib's own literal conversions, as in server.validation: owlrl (pyshacl's RDFS
+    """rdflib's own literal conversions, as in namkg.validation: owlrl (pyshacl's RDFS
     inference), if anything ran it in this process, replaces them globally."""
     saved = dict(_toPythonMapping)
     _toPythonMapping.clear()
@@ -198,7 +197,8 @@ def ordering_comparisons(query: str) -> list[tuple[str, str, str]]:
     return re.findall(operand + r"\s*(<=|>=|<(?!>)|(?<!<)>)\s*" + operand, q)
 
 
-VIEWS = sorted((REPO / "server" / "views").glob("*.rq")) + sorted((REPO / "queries").glob("*.rq"))
+VIEWS = (sorted((REPO / "server" / "namkg" / "views").glob("*.rq"))
+         + sorted((REPO / "queries").glob("*.rq")))
 
 
 @pytest.mark.parametrize("view", VIEWS, ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -6,11 +6,11 @@ import hashlib
 import re
 
 import pytest
+from namkg.build import SOURCE_SHA256
+from namkg.iris import Iris
+from namkg.layout import Sources
 from rdflib import Graph, Namespace, URIRef
 from rdflib.namespace import RDF, RDFS
-
-from server.build import SOURCE_SHA256, Sources
-from server.iris import Iris
 
 from .conftest import REPO
 

@@ -29,15 +29,10 @@ import pyshacl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rdflib import BNode, Graph, URIRef
-from rdflib.collection import Collection
-from rdflib.namespace import RDF, SH, XSD
-from rdflib.term import _toPythonMapping
-
-from server import shacl_oxigraph as sx
-from server.shacl_sparql import DataStore, plan_checks
-from server.validation import ENGINES as VALIDATION_ENGINES
-from server.validation import (
+from namkg import shacl_oxigraph as sx
+from namkg.shacl_sparql import DataStore, plan_checks
+from namkg.validation import ENGINES as VALIDATION_ENGINES
+from namkg.validation import (
     InputError,
     Report,
     ValidationCrash,
@@ -50,6 +45,10 @@ from server.validation import (
     validate_shapes,
     violations_from_graph,
 )
+from rdflib import BNode, Graph, URIRef
+from rdflib.collection import Collection
+from rdflib.namespace import RDF, SH, XSD
+from rdflib.term import _toPythonMapping
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "validation"

@@ -18,10 +18,9 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from namkg import wdqs
 from SPARQLWrapper import JSON, SPARQLWrapper
 from wikibaseintegrator.wbi_helpers import execute_sparql_query
-
-from server import wdqs
 
 from .conftest import REPO, Server
 

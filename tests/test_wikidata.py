@@ -13,11 +13,11 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 import rdflib
-
-from server import wikidata
-from server.build import Sources, load_dataset
-from server.config import DEFAULT_BASE
-from server.iris import Iris
+from namkg import wikidata
+from namkg.build import load_dataset
+from namkg.config import DEFAULT_BASE
+from namkg.iris import Iris
+from namkg.layout import Sources
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "wikidata"

@@ -1,10 +1,10 @@
 """The Flask application factory and its explicit route list.
 
-SPARQL protocol routes come from :mod:`server.endpoint`, entity/ontology pages and the UI from
-:mod:`server.pages`, VoID, dumps, robots.txt and the sitemap from :mod:`server.discovery`; this
+SPARQL protocol routes come from :mod:`namkg.endpoint`, entity/ontology pages and the UI from
+:mod:`namkg.pages`, VoID, dumps, robots.txt and the sitemap from :mod:`namkg.discovery`; this
 module wires them to one query executor and adds what every route shares: CORS, gzip, a
 structured access log, Prometheus metrics, an optional rate limit (the steps live in
-:mod:`server.edge`, whose fast path answers /sparql queries ahead of Flask), error pages, the
+:mod:`namkg.edge`, whose fast path answers /sparql queries ahead of Flask), error pages, the
 proxy mode, and health.
 """
 
@@ -13,22 +13,26 @@ from __future__ import annotations
 import atexit
 import hmac
 import logging
+import os
 import threading
 import time
 from pathlib import Path
 
 import pyoxigraph as ox
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import SecurityError
 
-from . import build as builder
 from .cache import ResponseCache
 from .config import Config
 from .discovery import configure_host_handling, make_discovery_blueprint
 from .edge import CORS, Edge, FastQueries, compressible, gzipped
+from .endpoint import make_blueprint, make_query_handler, to_response
 from .executor import Executor
 from .iris import Iris
+from .layout import current_path, open_counted
 from .metrics import Metrics
+from .pages import error_response, make_pages_blueprint
+from .remote import RemoteExecutor
 
 RELOAD_EVERY = 2.0  # seconds between checks for a newly built store
 
@@ -37,14 +41,12 @@ def create_app(config: Config | None = None, *, executor=None) -> Flask:
     """Build the WSGI app over the store in ``config.store`` (built beforehand).
 
     ``executor`` replaces the one made from ``config`` (the worker pool, or ``--backend``):
-    any object with :class:`server.executor.Executor`'s ``query``/``update``/``reload``/
+    any object with :class:`namkg.executor.Executor`'s ``query``/``update``/``reload``/
     ``stats``/``close``; ``bench/`` passes one without deadlines to price them.
 
-    Query requests on /sparql are answered by :class:`server.edge.FastQueries` in front of
+    Query requests on /sparql are answered by :class:`namkg.edge.FastQueries` in front of
     Flask (``app.wsgi_app``); the Flask route answers them the same way when called directly.
     """
-    from .endpoint import make_blueprint, make_query_handler, to_response
-    from .pages import error_response, make_pages_blueprint
 
     config = config or Config.from_env()
     iris = Iris(config.base_iri)
@@ -133,10 +135,6 @@ def create_app(config: Config | None = None, *, executor=None) -> Flask:
 def _executor(config: Config, path: Path, writable: bool):
     """The embedded store's worker pool, or a remote SPARQL store with the same interface."""
     if config.backend:
-        import os
-
-        from .remote import RemoteExecutor
-
         password = os.environ.get("NAMKG_BACKEND_PASSWORD")
         auth = (config.backend_user, password) if config.backend_user and password else None
         return RemoteExecutor.from_config(config, config.backend, auth=auth)
@@ -181,7 +179,6 @@ ROUTES = [  # rule, endpoint, view: the routes this module owns (others: endpoin
 # --------------------------------------------------------------------------- helpers
 
 def _ext() -> dict:
-    from flask import current_app
 
     return current_app.extensions["namkg"]
 
@@ -228,8 +225,8 @@ class _StoreState:
 
     def __init__(self, config: Config):
         self.config = config
-        self.path = builder.current_path(config.store)
-        self._store, self.triples = builder.open_counted(config.store)
+        self.path = current_path(config.store)
+        self._store, self.triples = open_counted(config.store)
         self._checked = time.monotonic()
         self._lock = threading.Lock()
         self.executor: Executor | None = None
@@ -246,11 +243,11 @@ class _StoreState:
         with self._lock:
             self._checked = time.monotonic()
             try:
-                new = builder.current_path(self.config.store)
+                new = current_path(self.config.store)
             except FileNotFoundError:
                 return  # keep serving what we have
             if new != self.path:
-                self._store, self.triples = builder.open_counted(self.config.store)
+                self._store, self.triples = open_counted(self.config.store)
                 self.path = new
                 if self.executor is not None:
                     self.executor.reload(new)

@@ -1,6 +1,6 @@
 """What the HTML pages show, made from SPARQL JSON bindings: terms with their labels and
 links (:class:`Linker`), an entity's facts, claims and quotes (:func:`build_entity_view`) and
-the ontology's documentation (:func:`build_ontology_view`). No I/O: :mod:`server.pages` runs
+the ontology's documentation (:func:`build_ontology_view`). No I/O: :mod:`namkg.pages` runs
 the queries and renders the templates.
 """
 

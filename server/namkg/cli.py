@@ -6,11 +6,22 @@ import sys
 from pathlib import Path
 
 import click
+import pyoxigraph as ox
 
+from . import build as builder
+from . import wikidata
 from .config import Config
+from .iris import Iris
+from .layout import Sources, open_store
+from .protocol import ProtocolError, negotiate
+from .publish import PublishError, publish_repo
+from .remote import credentials_from_env
+from .serve import listen, run
+from .validation import InputError, ValidationCrash
+from .validation import validate as run_validation
 
 FORMATS = ("text", "json", "turtle", "junit")
-# server.validation's ENGINES and FAIL_ON, spelt out: importing it (rdflib) would slow every
+# namkg.validation's ENGINES and FAIL_ON, spelt out: importing it (rdflib) would slow every
 # verb; tests/test_shacl_cli.py checks they agree.
 ENGINES = ("pyshacl-turbo", "pyshacl", "oxigraph")
 FAIL_ON = ("info", "warning", "violation")
@@ -44,8 +55,6 @@ def main() -> None:
 @click.pass_context
 def serve(ctx, **opts) -> None:
     """Serve the SPARQL endpoint, UI and linked-data pages; build the store first if missing."""
-    from . import build as builder
-    from .serve import listen, run
 
     config = _config(ctx, **opts)
     try:
@@ -57,7 +66,7 @@ def serve(ctx, **opts) -> None:
         click.echo(f"no store in {config.store}: building it", err=True)
         _build_or_exit(builder, config)
     try:
-        builder.open_store(config.store)  # fail loudly now, not on the first query
+        open_store(config.store)  # fail loudly now, not on the first query
     except OSError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -70,13 +79,11 @@ def serve(ctx, **opts) -> None:
 @click.pass_context
 def build(ctx, store, base_iri) -> None:
     """Parse, validate and load ontology and data into a new store, swapped in atomically."""
-    from . import build as builder
 
     _build_or_exit(builder, _config(ctx, store=store, base_iri=base_iri))
 
 
 def _build_or_exit(builder, config: Config) -> None:
-    from .validation import InputError
 
     try:
         builder.build(config, log=lambda m: click.echo(m, err=True))
@@ -108,9 +115,6 @@ def validate(ctx, paths, fmt, shapes, engine, fail_on, explain, no_ontology) -> 
     PATHS are Turtle files or directories (default: the repository's data). The repository's
     ontology is added, since shapes target subclasses through it, unless --no-ontology.
     """
-    from .build import Sources
-    from .validation import InputError, ValidationCrash
-    from .validation import validate as run_validation
 
     sources = Sources.of(_config(ctx).root)
     files = _expand(paths) if paths else sources.facts + sources.links
@@ -155,8 +159,6 @@ def _expand(paths) -> list[Path]:
 @click.pass_context
 def publish(ctx, to, user, password_env, token_env, store, **options) -> None:
     """Validate, then write the built graph into an existing SPARQL store, replacing its copy."""
-    from .publish import PublishError, publish_repo
-    from .remote import credentials_from_env
 
     config = _config(ctx, store=store)
     try:
@@ -184,8 +186,6 @@ def publish(ctx, to, user, password_env, token_env, store, **options) -> None:
 @click.pass_context
 def query(ctx, file, fmt, store) -> None:
     """Run a SPARQL query (FILE.rq, or - for stdin) against the built store."""
-    from .build import open_store
-    from .protocol import ProtocolError, negotiate
 
     config = _config(ctx, store=store)
     try:
@@ -197,7 +197,6 @@ def query(ctx, file, fmt, store) -> None:
     except OSError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    import pyoxigraph as ox
 
     try:
         result = st.query(file.read(), use_default_graph_as_union=True)
@@ -226,9 +225,6 @@ def query(ctx, file, fmt, store) -> None:
 @click.pass_context
 def export(ctx, fmt, reference_url, store) -> None:
     """Export the graph, the Wikidata-shaped view, or QuickStatements for Wikidata editors."""
-    from . import wikidata
-    from .build import open_store
-    from .iris import Iris
 
     config = _config(ctx, store=store)
     try:
@@ -250,9 +246,6 @@ def wikidata_group() -> None:
 @click.pass_context
 def check(ctx, store) -> None:
     """Compare each linked item's label with Wikidata's API (skipped when offline)."""
-    from . import wikidata
-    from .build import open_store
-    from .iris import Iris
 
     config = _config(ctx, store=store)
     st = open_store(config.store)

@@ -54,7 +54,10 @@ from granian.server.common import WORKERS_METHODS, TaskImpl
 from granian.server.mp import MPServer, WorkerProcess
 from granian.wsgi import _callback_wrapper
 
+from .app import create_app
 from .config import Config
+from .edge import CORS  # so that a browser's client can read gate answers too
+from .endpoint import ARRIVED
 
 log = logging.getLogger("namkg.serve")
 
@@ -175,8 +178,6 @@ class BodyGate:
     """
 
     def __init__(self, run, *, timeout: float, max_body: int, readers: int, slots: int):
-        from .edge import CORS  # so that a browser's client can read these answers too
-        from .endpoint import ARRIVED
 
         self.run, self.timeout, self.max_body, self.arrived = run, timeout, max_body, ARRIVED
         self.cors = list(CORS)
@@ -303,7 +304,7 @@ def _load(config: Config, make_app):
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     if make_app is None:
-        from .app import create_app as make_app
+        make_app = create_app
     _CONFIG = config
     _APP = make_app(config)
     return _APP
@@ -488,7 +489,7 @@ def _not_thread_advice(record: logging.LogRecord) -> bool:
 
 
 def run(config: Config, make_app=None, listener: socket.socket | None = None) -> None:
-    """Serve ``make_app(config)`` (default: :func:`server.app.create_app`) under granian, on
+    """Serve ``make_app(config)`` (default: :func:`namkg.app.create_app`) under granian, on
     ``listener`` (default: :func:`listen`)."""
     global _MAIN_PID
     if multiprocessing.get_start_method() != "fork":  # the worker inherits the socket, globals

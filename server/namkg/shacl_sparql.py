@@ -1,7 +1,7 @@
 """``sh:sparql`` constraints evaluated on Oxigraph, as pyshacl evaluates them.
 
-Both engines use this: :mod:`server.shacl_oxigraph` for the shapes it compiles, and
-:mod:`server.validation` for the constraints of the shapes it leaves to pyshacl, which it takes
+Both engines use this: :mod:`namkg.shacl_oxigraph` for the shapes it compiles, and
+:mod:`namkg.validation` for the constraints of the shapes it leaves to pyshacl, which it takes
 out of pyshacl's copy of the shapes graph (:func:`plan_checks`). A constraint is run
 once for all focus nodes (joined in, or bound by VALUES) instead of once per node.
 """
@@ -19,12 +19,12 @@ from rdflib.collection import Collection
 from rdflib.namespace import OWL, SH
 from rdflib.term import Node
 
-from .validation import (
-    _TARGETS,
+from .shacl_terms import (
     SEVERITIES,
+    TARGETS,
     ValidationCrash,
     Violation,
-    _node_str,
+    node_str,
     path_string,
     term_str,
 )
@@ -109,7 +109,7 @@ def plan_checks(sg: Graph) -> list[_Check]:
             refs.update(Collection(sg, lst))
 
     def top_level(s: Node) -> bool:
-        explicit_targets = any((s, t, None) in sg for t in _TARGETS)
+        explicit_targets = any((s, t, None) in sg for t in TARGETS)
         implicit_class = any((s, RDF.type, c) in sg for c in (RDFS.Class, OWL.Class))
         return (explicit_targets and not refs[s] and not implicit_class and not _deactivated(sg, s)
                 and all(_sparql_target(sg, t) is not None for t in sg.objects(s, SH.target)))
@@ -121,7 +121,7 @@ def plan_checks(sg: Graph) -> list[_Check]:
             source = shape
         elif (len(parents) == 1 and refs[shape] == 1 and top_level(parents[0])
               and (parents[0], SH.path, None) not in sg and (shape, SH.path, None) in sg
-              and not any((shape, t, None) in sg for t in _TARGETS)):
+              and not any((shape, t, None) in sg for t in TARGETS)):
             source = parents[0]
         else:
             continue
@@ -221,7 +221,7 @@ def without_targets(sg: Graph, shapes: list[Node]) -> Graph:
         copy.bind(prefix, ns, override=True)
     done = set(shapes)
     for t in sg:
-        if not (t[0] in done and t[1] in _TARGETS):
+        if not (t[0] in done and t[1] in TARGETS):
             copy.add(t)
     return copy
 
@@ -281,8 +281,8 @@ class DataStore:
         try:
             solutions = self.store.query(query, **kw, **self.scope())
         except (SyntaxError, OSError) as exc:
-            raise ValidationCrash(f"Oxigraph failed in shape {_node_str(shape)}: {exc}\n{query}",
-                                  _node_str(shape), str(SH.SPARQLConstraintComponent)) from exc
+            raise ValidationCrash(f"Oxigraph failed in shape {node_str(shape)}: {exc}\n{query}",
+                                  node_str(shape), str(SH.SPARQLConstraintComponent)) from exc
         names = [v.value for v in solutions.variables]
         for s in solutions:
             yield {n: self.rdflib(s[n]) for n in names if s[n] is not None}
@@ -377,11 +377,11 @@ def _violation(check: _Check, focus: Node, value, path, bound: dict[str, Node]) 
             m = re.sub(r"\{[?$]" + re.escape(var) + r"\}", lambda _, v=str(val): v, m)
         messages.add(m)
     return Violation(
-        focus=_node_str(focus),
-        path=check.path_str if path is None else _node_str(path),
+        focus=node_str(focus),
+        path=check.path_str if path is None else node_str(path),
         value=None if value is None else term_str(value),
         constraint=str(SH.SPARQLConstraintComponent),
-        shape=_node_str(check.shape),
+        shape=node_str(check.shape),
         severity=SEVERITIES.get(check.severity, str(check.severity)),
         message="; ".join(sorted(messages)),
     )

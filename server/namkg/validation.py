@@ -14,7 +14,7 @@ as ``"1"``, and even ``"none"^^xsd:boolean`` as ``"false"``). Three engines (:da
   against ``sh:maxInclusive 1000``): pair bounds with ``sh:datatype``, as our shapes do.
 - ``pyshacl``: the reference implementation.
 - ``oxigraph``: our own, the shapes compiled into SPARQL on an Oxigraph store
-  (:mod:`server.shacl_oxigraph`; what it does not compile goes to pyshacl, see ``--explain``).
+  (:mod:`namkg.shacl_oxigraph`; what it does not compile goes to pyshacl, see ``--explain``).
   Fast, but the store canonicalises literals (``"4.0"^^xsd:decimal`` as ``"4"``, xsd:byte as
   xsd:integer), so it judges and reports other literals than the data's, and some SPARQL
   pre-binding is wrong: 111 of 120 on the W3C suite. Kept as an opt-in for comparison.
@@ -58,10 +58,35 @@ from pathlib import Path
 
 import pyoxigraph as ox
 import pyshacl
+import pyshacl_turbo
+from pyshacl.constraints.constraint_component import ConstraintComponent
 from rdflib import RDF, XSD, BNode, Graph, Literal, URIRef
-from rdflib.collection import Collection
 from rdflib.namespace import OWL, RDFS, SH
 from rdflib.term import Node, XSDToPython, _toPythonMapping
+
+from . import shacl_oxigraph as sx
+from .shacl_sparql import (
+    DataStore,
+    plan_checks,
+    run_checks,
+    select_clause,
+    without_checks,
+    without_targets,
+)
+from .shacl_terms import (
+    SEVERITIES,
+    TARGETS,
+    ValidationCrash,
+    Violation,
+    angle,
+    from_node_str,
+    node_str,
+    parse_path,
+    path_string,
+    render_path,
+    short_name,
+    term_str,
+)
 
 __all__ = [
     "InputError",
@@ -78,7 +103,6 @@ __all__ = [
 ]
 
 LINT = "urn:nam-kg:lint:"  # constraint IRIs of our own shapes-graph checks (validate_shapes)
-SEVERITIES = {SH.Violation: "Violation", SH.Warning: "Warning", SH.Info: "Info"}
 ENGINES = ("pyshacl-turbo", "pyshacl", "oxigraph")  # the first is the default
 DEFAULT_ENGINE = ENGINES[0]
 FAIL_ON = ("info", "warning", "violation")  # the default first: any result fails
@@ -97,29 +121,6 @@ class InputError(Exception):
         self.path, self.message, self.line, self.col = str(path), message, line, col
         where = self.path if line is None else f"{self.path}:{line}:{col or 1}"
         super().__init__(f"{where}: {message}")
-
-
-class ValidationCrash(Exception):
-    """The validator itself failed (a pyshacl exception, a malformed shape); names the shape."""
-
-    def __init__(self, message: str, shape: str | None = None, constraint: str | None = None):
-        self.shape, self.constraint = shape, constraint
-        super().__init__(message)
-
-
-@dataclass(frozen=True)
-class Violation:
-    focus: str  # IRI, "_:label" for a blank node, N-Triples form for a literal
-    path: str | None  # IRI, or a SPARQL property path for complex paths
-    value: str | None  # N-Triples form
-    constraint: str  # sh:sourceConstraintComponent IRI
-    shape: str  # sh:sourceShape IRI or "_:label"
-    severity: str  # "Violation" | "Warning" | "Info"
-    message: str
-
-    def sort_key(self) -> tuple:
-        return (self.focus, self.path or "", self.constraint, self.message, self.value or "",
-                self.shape, self.severity)
 
 
 @dataclass
@@ -162,7 +163,7 @@ class Report:
         OK: 0 violations, 1 warnings, 0 infos in 1 files (0.50 s); not conforming, passed by ...
         """
         lines = [
-            f"{v.severity} focus={_angle(v.focus)} path={_angle(v.path) if v.path else '-'} "
+            f"{v.severity} focus={angle(v.focus)} path={angle(v.path) if v.path else '-'} "
             f"value={_one_line(v.value or '-')} constraint={short_name(v.constraint)}: "
             f"{_one_line(v.message)}"
             for v in self.violations
@@ -199,13 +200,13 @@ class Report:
             r = BNode()
             g.add((report, SH.result, r))
             g.add((r, RDF.type, SH.ValidationResult))
-            g.add((r, SH.focusNode, _from_node_str(v.focus)))
+            g.add((r, SH.focusNode, from_node_str(v.focus)))
             if v.path is not None:
                 g.add((r, SH.resultPath, parse_path(v.path, g)))
             if v.value is not None:
-                g.add((r, SH.value, _from_node_str(v.value)))
+                g.add((r, SH.value, from_node_str(v.value)))
             g.add((r, SH.sourceConstraintComponent, URIRef(v.constraint)))
-            g.add((r, SH.sourceShape, _from_node_str(v.shape)))
+            g.add((r, SH.sourceShape, from_node_str(v.shape)))
             g.add((r, SH.resultSeverity, SH[v.severity] if v.severity in SEVERITIES.values()
                    else URIRef(v.severity)))
             if v.message:
@@ -282,7 +283,7 @@ class Report:
             except ValueError:
                 return s
             return self.compact(str(node)) if isinstance(node, URIRef) else \
-                _render_path(g, node, 0, lambda u: self.compact(str(u)))
+                render_path(g, node, 0, lambda u: self.compact(str(u)))
         if s.startswith(("_:", '"')):
             return s
         best = max((ns for ns in self.prefixes.values() if s.startswith(ns)), key=len,
@@ -421,7 +422,6 @@ def validate(
     with _rdflib_default_datatypes():
         shapes = _as_specified(load_graph([Path(shapes_path)]))
         if sparql_engine == "oxigraph":
-            from .shacl_sparql import DataStore  # it imports this module
 
             data = None
             found, judged = _validate_store(
@@ -442,8 +442,6 @@ def judge(data: Graph, shapes: Graph, engine: str = DEFAULT_ENGINE
     shapes = _as_specified(shapes)
     with _rdflib_default_datatypes():
         if engine == "oxigraph":
-            from .shacl_sparql import DataStore  # it imports this module
-
             return _validate_store(DataStore.of_graph(data), shapes, lambda: data, lambda: data)
         if engine == "pyshacl-turbo":
             try:
@@ -482,8 +480,6 @@ def _check_engine(engine: str) -> None:
 def _validate_store(st, sg: Graph, rdflib_data: Callable[[], Graph],
                     prefixes: Callable[[], Graph]) -> tuple[list[Violation], dict[str, str]]:
     """Compiled shapes on Oxigraph; the shapes it cannot compile by pyshacl on an rdflib copy."""
-    from . import shacl_oxigraph as sx  # these import this module
-    from .shacl_sparql import plan_checks, run_checks, without_checks, without_targets
 
     data = None
 
@@ -516,7 +512,7 @@ def _validate_store(st, sg: Graph, rdflib_data: Callable[[], Graph],
     if engine is not None:
         found += engine.run(tasks)
     judged = {s: "pyshacl" for s in _targeted(sg)}
-    judged.update({_node_str(s): "oxigraph" for s in compiled})
+    judged.update({node_str(s): "oxigraph" for s in compiled})
     return found, judged
 
 
@@ -604,7 +600,6 @@ def _run_pyshacl(data: Graph, shapes: Graph, inference: str) -> list[Violation]:
 def _run_turbo(data: Graph, shapes: Graph, inference: str) -> list[Violation]:
     """pyshacl-turbo: pyshacl's ``validate()`` in Rust; it reads the rdflib terms as they are
     (literals exactly as written) and its reports are pyshacl's but for default messages."""
-    import pyshacl_turbo
 
     try:
         _, result, _ = pyshacl_turbo.validate(  # not inplace: a crash must leave data intact
@@ -621,7 +616,6 @@ def _run_turbo(data: Graph, shapes: Graph, inference: str) -> list[Violation]:
 
 def _crash(exc: BaseException) -> ValidationCrash:
     """Name the innermost shape and constraint component pyshacl was evaluating."""
-    from pyshacl.constraints.constraint_component import ConstraintComponent
 
     shape = constraint = None
     tb = exc.__traceback__
@@ -632,7 +626,7 @@ def _crash(exc: BaseException) -> ValidationCrash:
         elif isinstance(owner, pyshacl.Shape):
             shape = owner.node
         tb = tb.tb_next
-    where = "" if shape is None else f" in shape {_node_str(shape)}"
+    where = "" if shape is None else f" in shape {node_str(shape)}"
     if constraint:
         where += f" ({short_name(constraint)})"
     hint = ""
@@ -640,7 +634,7 @@ def _crash(exc: BaseException) -> ValidationCrash:
         hint = " (typed literals that pyshacl cannot order, e.g. xsd:gYear: compare STR())"
     return ValidationCrash(
         f"pyshacl failed{where}: {type(exc).__name__}: {exc}{hint}",
-        None if shape is None else _node_str(shape), constraint,
+        None if shape is None else node_str(shape), constraint,
     )
 
 
@@ -652,11 +646,11 @@ def violations_from_graph(g: Graph) -> list[Violation]:
             path, value = g.value(r, SH.resultPath), g.value(r, SH.value)
             severity = g.value(r, SH.resultSeverity)
             out.append(Violation(
-                focus=_node_str(g.value(r, SH.focusNode)),
+                focus=node_str(g.value(r, SH.focusNode)),
                 path=None if path is None else path_string(g, path),
                 value=None if value is None else term_str(value),
                 constraint=str(g.value(r, SH.sourceConstraintComponent)),
-                shape=_node_str(g.value(r, SH.sourceShape)),
+                shape=node_str(g.value(r, SH.sourceShape)),
                 severity=SEVERITIES.get(severity, str(severity)),
                 message="; ".join(sorted({str(m) for m in g.objects(r, SH.resultMessage)})),
             ))
@@ -666,190 +660,27 @@ def violations_from_graph(g: Graph) -> list[Violation]:
 # ---------------------------------------------------------------------------- terms and paths
 
 
-def term_str(t: Node) -> str:
-    """N-Triples form of a term; ``xsd:string`` is implicit, as in RDF 1.1.
-
-    >>> term_str(Literal("2030", datatype=XSD.gYear))
-    '"2030"^^<http://www.w3.org/2001/XMLSchema#gYear>'
-    >>> term_str(Literal('a "b"\\n', lang="ar")), term_str(Literal("x", datatype=XSD.string))
-    ('"a \\\\"b\\\\"\\\\n"@ar', '"x"')
-    """
-    if isinstance(t, Literal):
-        s = '"' + str(t).translate(_NT_ESCAPES) + '"'
-        if t.language:
-            return f"{s}@{t.language}"
-        if t.datatype and t.datatype != XSD.string:
-            return f"{s}^^<{t.datatype}>"
-        return s
-    if isinstance(t, BNode):
-        return f"_:{t}"
-    return f"<{t}>"
-
-
-_NT_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
-
-
-def _node_str(t: Node) -> str:
-    """Focus/shape form: bare IRI, ``_:label`` or an N-Triples literal."""
-    return str(t) if isinstance(t, URIRef) else term_str(t)
-
-
-def _from_node_str(s: str) -> Node:
-    """Inverse of :func:`term_str` and :func:`_node_str`.
-
-    >>> lit = Literal('a "b"\\n\\\\ أ', lang="ar")
-    >>> _from_node_str(term_str(lit)) == lit, _from_node_str("urn:x"), _from_node_str("_:b0")
-    (True, rdflib.term.URIRef('urn:x'), rdflib.term.BNode('b0'))
-    """
-    if s.startswith("_:"):
-        return BNode(s[2:])
-    if s.startswith("<"):
-        return URIRef(s[1:-1])
-    m = _NT_LITERAL.fullmatch(s)
-    if m is None:
-        return URIRef(s)
-    lexical = re.sub(r"\\(.)", lambda e: _NT_UNESCAPES.get(e.group(1), e.group(1)), m.group(1))
-    return Literal(lexical, lang=m.group(2), datatype=URIRef(m.group(3)) if m.group(3) else None,
-                   normalize=False)
-
-
-_NT_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"(?:@([A-Za-z0-9-]+)|\^\^<([^>]*)>)?', re.S)
-_NT_UNESCAPES = {"n": "\n", "r": "\r"}
-
-
-def _angle(s: str) -> str:
-    """IRIs in angle brackets, everything else (paths, blank nodes, literals) as is."""
-    return s if s.startswith(("_:", '"', "<", "^", "(")) else f"<{s}>"
-
-
-def short_name(constraint: str) -> str:
-    """
-    >>> short_name(str(SH.MinCountConstraintComponent)), short_name(LINT + "GYearOrder")
-    ('MinCount', 'GYearOrder')
-    """
-    local = re.split(r"[#/:]", constraint)[-1]
-    return local.removesuffix("ConstraintComponent") or constraint
-
-
-_PATH_OPS = {SH.zeroOrMorePath: "*", SH.oneOrMorePath: "+", SH.zeroOrOnePath: "?"}
-
-
-def path_string(g: Graph, node: Node, iri: Callable[[URIRef], str] | None = None) -> str:
-    """A SHACL path as a SPARQL property path; a plain predicate as its bare IRI."""
-    if isinstance(node, URIRef):
-        return str(node)
-    return _render_path(g, node, 0, iri or (lambda u: f"<{u}>"))
-
-
-def _render_path(g: Graph, node: Node, min_level: int, iri) -> str:
-    # levels of the SPARQL path grammar: 0 alternative, 1 sequence, 2 inverse, 3 modified, 4 IRI
-    if isinstance(node, URIRef):
-        text, level = iri(node), 4
-    elif (g.value(node, RDF.first) is not None) or node == RDF.nil:
-        text, level = "/".join(_render_path(g, n, 2, iri) for n in Collection(g, node)), 1
-    elif (inner := g.value(node, SH.inversePath)) is not None:
-        text, level = "^" + _render_path(g, inner, 3, iri), 2
-    elif (alts := g.value(node, SH.alternativePath)) is not None:
-        text, level = "|".join(_render_path(g, n, 1, iri) for n in Collection(g, alts)), 0
-    else:
-        for pred, op in _PATH_OPS.items():
-            if (inner := g.value(node, pred)) is not None:
-                text, level = _render_path(g, inner, 4, iri) + op, 3
-                break
-        else:
-            raise ValueError(f"not a SHACL path: {node!r}")
-    return f"({text})" if level < min_level else text
-
-
-def parse_path(text: str, g: Graph) -> Node:
-    """Parse a path written by :func:`path_string` back into SHACL path triples in ``g``."""
-    if not text.startswith(("<", "^", "(")):
-        return URIRef(text)
-    tokens = re.findall(r"<[^>]*>|[()|/^*+?]", text)
-    if "".join(tokens) != re.sub(r"\s+", "", text):
-        raise ValueError(f"not a property path: {text!r}")
-    pos = 0
-
-    def peek():
-        return tokens[pos] if pos < len(tokens) else None
-
-    def take():
-        nonlocal pos
-        pos += 1
-        return tokens[pos - 1]
-
-    def listed(pred, items):
-        if len(items) == 1:
-            return items[0]
-        if pred is None:
-            return Collection(g, BNode(), items).uri
-        node = BNode()
-        g.add((node, pred, Collection(g, BNode(), items).uri))
-        return node
-
-    def alternative():
-        items = [sequence()]
-        while peek() == "|":
-            take()
-            items.append(sequence())
-        return listed(SH.alternativePath, items)
-
-    def sequence():
-        items = [unary()]
-        while peek() == "/":
-            take()
-            items.append(unary())
-        return listed(None, items)
-
-    def unary():
-        if peek() == "^":
-            take()
-            node = BNode()
-            g.add((node, SH.inversePath, unary()))
-            return node
-        tok = take()
-        if tok == "(":
-            inner = alternative()
-            if take() != ")":
-                raise ValueError(f"unbalanced parentheses in {text!r}")
-        else:
-            inner = URIRef(tok[1:-1])
-        while peek() in ("*", "+", "?"):
-            node = BNode()
-            g.add((node, {v: k for k, v in _PATH_OPS.items()}[take()], inner))
-            inner = node
-        return inner
-
-    node = alternative()
-    if pos != len(tokens):
-        raise ValueError(f"trailing tokens in path {text!r}")
-    return node
-
-
 # ---------------------------------------------------------------------------- shape names
-
-
-_TARGETS = (SH.targetClass, SH.targetNode, SH.targetSubjectsOf, SH.targetObjectsOf, SH.target)
 
 
 def _all_shapes(sg: Graph) -> set[str]:
     shapes: set[Node] = set()
     for cls in (SH.NodeShape, SH.PropertyShape):
         shapes.update(sg.subjects(RDF.type, cls))
-    for pred in (*_TARGETS, SH.path):
+    for pred in (*TARGETS, SH.path):
         shapes.update(sg.subjects(pred, None))
     for pred in (SH.property, SH.node):
         shapes.update(sg.objects(None, pred))
-    return {_node_str(s) for s in shapes if not isinstance(s, Literal)}
+    return {node_str(s) for s in shapes if not isinstance(s, Literal)}
 
 
 def _targeted(sg: Graph) -> set[str]:
     """The shapes validated on their own: with targets, or implicit class targets."""
-    shapes = {s for pred in _TARGETS for s in sg.subjects(pred, None)}
+    shapes = {s for pred in TARGETS for s in sg.subjects(pred, None)}
     for cls in (RDFS.Class, OWL.Class):
         shapes.update(s for s in sg.subjects(RDF.type, cls)
                       if (s, RDF.type, SH.NodeShape) in sg or (s, RDF.type, SH.PropertyShape) in sg)
-    return {_node_str(s) for s in shapes if not isinstance(s, Literal)}
+    return {node_str(s) for s in shapes if not isinstance(s, Literal)}
 
 
 _NESTING = (SH.property, SH.node, SH["not"], SH.qualifiedValueShape)
@@ -859,7 +690,7 @@ _LISTS = (SH["and"], SH["or"], SH.xone)
 def _shape_name(sg: Graph, shape: str, depth: int = 0) -> str:
     """IRIs compacted with the shapes file's prefixes; a blank shape named from the shape that
     holds it: ``namsh:S / org:role``, ``namsh:S / sh:or / time:hasEnd``."""
-    node = _from_node_str(shape)
+    node = from_node_str(shape)
     if isinstance(node, URIRef):
         return _compact(sg, node)
     path = sg.value(node, SH.path)
@@ -870,7 +701,7 @@ def _shape_name(sg: Graph, shape: str, depth: int = 0) -> str:
     if parent is None or depth > 8:
         return shape + own
     hop = "" if via == SH.property else " / " + _compact(sg, via)
-    return _shape_name(sg, _node_str(parent), depth + 1) + hop + own
+    return _shape_name(sg, node_str(parent), depth + 1) + hop + own
 
 
 def _holder(sg: Graph, node: Node) -> tuple[Node | None, Node | None]:
@@ -904,7 +735,6 @@ _ORDERING = (SH.lessThan, SH.lessThanOrEquals, SH.minInclusive, SH.minExclusive,
 
 
 def _lint_shapes(sg: Graph) -> list[Violation]:
-    from .shacl_sparql import select_clause
 
     out = []
     for shape, c in sg.subject_objects(SH.sparql):
@@ -912,7 +742,7 @@ def _lint_shapes(sg: Graph) -> list[Violation]:
             sel = select_clause(str(query))
             if sel and not sel.star and not (sel.projected & {"this", "value", "path", "failure"}):
                 out.append(Violation(
-                    _node_str(shape), None, None, LINT + "SelectProjectsThis",
+                    node_str(shape), None, None, LINT + "SelectProjectsThis",
                     LINT + "SelectProjectsThis",
                     "Violation", "sh:select projects none of $this, ?value, ?path: pyshacl "
                     "silently drops every result of this query"))
@@ -922,7 +752,7 @@ def _lint_shapes(sg: Graph) -> list[Violation]:
                 isinstance(bound, Literal) and bound.datatype == XSD.gYear)
             if gyear:
                 out.append(Violation(
-                    _node_str(shape), None, term_str(bound), LINT + "GYearOrder",
+                    node_str(shape), None, term_str(bound), LINT + "GYearOrder",
                     LINT + "GYearOrder", "Violation",
                     f"{_compact(sg, pred)} on xsd:gYear is broken in pyshacl (crash or wrong "
                     "results): compare STR() in sh:sparql"))

@@ -8,7 +8,7 @@ build every result and message, so the results equal pyshacl's. Oxigraph does th
 A shape with a target is compiled as a whole or not at all: anything this module does not
 translate exactly (sh:closed, property pairs, SHACL-AF expressions and rules, custom components,
 non-Violation severities inside logical constraints...) raises :class:`Unsupported`, and
-:mod:`server.validation` leaves that shape to pyshacl.
+:mod:`namkg.validation` leaves that shape to pyshacl.
 
 In nested shapes (sh:not, sh:and, sh:or, sh:xone, sh:node, sh:qualifiedValueShape) conformance
 becomes a SPARQL boolean expression. Per-value checks pyshacl defines in Python run as custom
@@ -41,7 +41,7 @@ from rdflib.namespace import RDFS, SH
 from rdflib.term import Node
 
 from .shacl_sparql import DataStore, declared_prefixes, make_check, run_check, select_clause
-from .validation import SEVERITIES, Violation, _node_str, path_string, term_str
+from .shacl_terms import SEVERITIES, Violation, node_str, path_string, term_str
 
 TYPE_PATH = f"<{RDF.type}>/<{RDFS.subClassOf}>*"
 FN = "urn:x-nam-kg:shacl:fn"  # custom SPARQL functions: FN + number
@@ -277,11 +277,11 @@ class Engine:
         path, value = fields.get(SH.resultPath), fields.get(SH.value)
         severity = fields[SH.resultSeverity]
         return Violation(
-            focus=_node_str(fields[SH.focusNode]),
+            focus=node_str(fields[SH.focusNode]),
             path=None if path is None else path_string(self.sg, path),
             value=None if value is None else term_str(value),
             constraint=str(fields[SH.sourceConstraintComponent]),
-            shape=_node_str(fields[SH.sourceShape]),
+            shape=node_str(fields[SH.sourceShape]),
             severity=SEVERITIES.get(severity, str(severity)),
             message="; ".join(sorted(messages)),
         )

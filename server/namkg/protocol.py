@@ -157,7 +157,7 @@ def _resolve(family, name: str):
     return fmt if fmt in SOLUTION_FORMATS else None
 
 
-def _choose(ranges: Sequence[MediaRange], family, offers) -> tuple[object | None, float]:
+def best_offer(ranges: Sequence[MediaRange], family, offers) -> tuple[object | None, float]:
     best, best_q = None, 0.0
     for fmt in offers:  # in preference order, so ties keep the earlier offer
         q = _quality(ranges, media_type(fmt), lambda name, f=fmt: _resolve(family, name) == f)
@@ -179,7 +179,7 @@ def preferred_quality(accept: str | None, media: str) -> float:
 def best_graph_quality(accept: str | None) -> float:
     """q of the RDF format negotiation would pick (compare with ``preferred_quality``)."""
     ranges = parse_accept(accept) or parse_accept("*/*")
-    return _choose(ranges, RDF, GRAPH_FORMATS)[1]
+    return best_offer(ranges, RDF, GRAPH_FORMATS)[1]
 
 
 @dataclass(frozen=True)
@@ -247,8 +247,8 @@ _CACHED_ACCEPT = 512  # longer (odd, hostile) headers are not kept in the cache
 @lru_cache(maxsize=256)
 def _negotiate_accept(accept: str | None) -> Negotiated:
     ranges = parse_accept(accept) or parse_accept("*/*")
-    sol = _choose(ranges, QRF, SOLUTION_FORMATS)[0]
-    graph = _choose(ranges, RDF, GRAPH_FORMATS)[0]
+    sol = best_offer(ranges, QRF, SOLUTION_FORMATS)[0]
+    graph = best_offer(ranges, RDF, GRAPH_FORMATS)[0]
     return Negotiated(sol and media_type(sol), graph and media_type(graph))
 
 

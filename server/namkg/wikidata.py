@@ -33,9 +33,9 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from . import __version__
-from .build import graph_size
 from .config import DEFAULT_BASE
 from .iris import Iris
+from .layout import graph_size
 
 WD = "http://www.wikidata.org/entity/"
 WDQS_PREFIXES = {

@@ -43,7 +43,7 @@ from .page_models import (
     labels_from_rows,
     statement_rows,
 )
-from .protocol import _choose, media_type, parse_accept, preferred_quality
+from .protocol import best_offer, media_type, parse_accept, preferred_quality
 
 # Every route of this module: (rule, endpoint, method of Pages). "/" is registered on the app
 # itself as "ui": endpoint.py answers a browser's GET /sparql with view_functions["ui"].
@@ -107,7 +107,7 @@ def choose(accept: str | None) -> str | None:
     'application/n-triples'
     """
     ranges = parse_accept(accept) or parse_accept("*/*")
-    fmt, q = _choose(ranges, ox.RdfFormat, _TIE_ORDER)
+    fmt, q = best_offer(ranges, ox.RdfFormat, _TIE_ORDER)
     q_html = preferred_quality(accept, HTML)
     if q_html > 0 and q_html >= q:
         return HTML

@@ -9,17 +9,17 @@ strings, comments, IRIs, variables and prefixed names are not keywords:
 >>> check_query('SELECT * { SERVICE <http://evil/> { ?s ?p ?o } }')
 Traceback (most recent call last):
 ...
-server.safety.UnsafeQuery: SERVICE <http://evil/> is refused: the endpoint is not allowlisted
+namkg.safety.UnsafeQuery: SERVICE <http://evil/> is refused: the endpoint is not allowlisted
 >>> check_query('PREFIX w: <https://query.wikidata.org/> SELECT * { SERVICE w:sparql {} }',
 ...             allowlist=["https://query.wikidata.org/sparql"])
 >>> check_update('LOAD <http://evil/data.ttl>')
 Traceback (most recent call last):
 ...
-server.safety.UnsafeQuery: LOAD <http://evil/data.ttl> is refused: the IRI is not allowlisted
+namkg.safety.UnsafeQuery: LOAD <http://evil/data.ttl> is refused: the IRI is not allowlisted
 >>> check_query('SELECT * {' + '{' * 100 + '}' * 100 + '}')
 Traceback (most recent call last):
 ...
-server.safety.UnsafeQuery: the query nests brackets deeper than 64 levels
+namkg.safety.UnsafeQuery: the query nests brackets deeper than 64 levels
 
 The lexer follows what pyoxigraph actually parses, including its quirks: keywords need no word
 boundary (``trueSERVICE <x> {}`` and ``service:x {}`` are SERVICE calls to pyoxigraph), a
@@ -66,7 +66,7 @@ def declares_dataset(text: str) -> bool:
     """
     if "from" not in text.lower():
         return False
-    lexer = _Lexer(text)
+    lexer = Lexer(text)
     pos = 0
     while (tok := lexer.token(pos)) is not None:
         kind, start, pos = tok
@@ -168,7 +168,7 @@ class _Finder:
             pos = hit + 1
 
 
-class _Lexer:
+class Lexer:
     """One token at a time: ``token(pos)`` -> (kind, start, end) after whitespace and comments.
 
     ``strict``: fail closed. A string that Oxigraph could read otherwise than we do (one that
@@ -295,7 +295,7 @@ class _Checker:
     def __init__(self, text: str, allowlist: frozenset[str], max_depth: int, update: bool,
                  strict: bool = True):
         self.text, self.allowlist, self.max_depth, self.update = text, allowlist, max_depth, update
-        self.lexer = _Lexer(text, strict=strict)
+        self.lexer = Lexer(text, strict=strict)
         self.prefixes: dict[str, set[str]] = {}
         self.bases: set[str] = set()
         self.visited: set[tuple[int, bool]] = set()

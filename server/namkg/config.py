@@ -15,8 +15,24 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 DEFAULT_BASE = "https://w3id.org/nam-kg/"
-# The repository root: ontology/ and data/ live beside the package (installed editable).
-REPO_ROOT = Path(__file__).resolve().parent.parent
+_HERE = Path(__file__).resolve().parent
+
+
+def default_root() -> Path:
+    """Where ``ontology/``, ``data/`` and ``queries/`` are read from: the checkout this package
+    lives in (``server/namkg/`` of the repository, an editable install), else the copies a
+    wheel installs beside the code (``namkg/resources/``). ``NAMKG_ROOT`` overrides both.
+
+    >>> (default_root() / "ontology" / "nam.ttl").is_file()
+    True
+    """
+    for root in (_HERE.parent.parent, _HERE / "resources"):
+        if (root / "ontology" / "nam.ttl").is_file() and (root / "data").is_dir():
+            return root
+    raise FileNotFoundError(f"no ontology/ and data/ beside {_HERE}: set NAMKG_ROOT")
+
+
+REPO_ROOT = default_root()
 
 
 @dataclass(frozen=True)
@@ -24,7 +40,8 @@ class Config:
     """Every setting of nam-kg; each field ``x`` reads ``NAMKG_X`` from the environment."""
 
     root: Path = REPO_ROOT  # where ontology/ and data/ are read from
-    store: Path = field(default_factory=lambda: REPO_ROOT / "store")
+    # the current directory's store/, never one inside the installed package
+    store: Path = field(default_factory=lambda: Path.cwd() / "store")
     base_iri: str = DEFAULT_BASE
     host: str = "127.0.0.1"
     port: int = 8000
@@ -39,7 +56,7 @@ class Config:
     # by the HTTP worker until a slow client has read them)
     result_bytes: int = 8_000_000
     # seconds a client may take to send a request head (or stay idle between requests) and,
-    # separately, its body; a client that stops reading is dropped after 30 s (server/serve.py)
+    # separately, its body; a client that stops reading is dropped after 30 s (serve.py)
     client_timeout: float = 5.0
     max_connections: int = 4096  # open client connections at once (lowered to fit ulimit -n)
     worker_memory_mb: int = 1024  # address-space cap of a query worker
