@@ -27,6 +27,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 
+from namkg.config import Config  # noqa: E402
+
 from bench.run import (  # noqa: E402
     NO_CACHE,
     Server,
@@ -37,14 +39,13 @@ from bench.run import (  # noqa: E402
     namkg_server,
     queries,
 )
-from server.config import Config  # noqa: E402
 
 PUBLISHES = 3
 PASSWORD_ENV = "NAMKG_BENCH_VIRTUOSO_PW"
 
 
 def namkg(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "namkg.cli", *args], cwd=REPO,
                           env={**os.environ, **(env or {})}, capture_output=True, text=True)
 
 
@@ -100,7 +101,7 @@ def page_latency(url: str, paths: list[str]) -> dict:
 
 def backend_server(store: Path, backend: str, work: Path) -> Server:
     port = free_port()
-    return Server([sys.executable, "-m", "server.cli", "serve", "--store", str(store),
+    return Server([sys.executable, "-m", "namkg.cli", "serve", "--store", str(store),
                    "--port", str(port), "--backend", backend],
                   f"http://127.0.0.1:{port}/sparql", logfile=work / f"backend-{port}.log")
 

@@ -40,6 +40,12 @@ SELECT * WHERE {
 }"""
 
 
+def cli(repo: Path) -> list[str]:
+    """The command line of ``namkg`` in ``repo`` (older checkouts had the package ``server``)."""
+    package = "namkg" if (repo / "server" / "namkg").is_dir() else "server"
+    return [sys.executable, "-m", f"{package}.cli"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -53,7 +59,7 @@ class Served:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "namkg.cli", "serve", "--store", str(store),
+            [*cli(repo), "serve", "--store", str(store),
              "--port", str(self.port)], cwd=repo, start_new_session=True,
             env={**os.environ, "NAMKG_RESPONSE_CACHE_MB": "0", **env},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -231,7 +237,7 @@ def rebuild(repo: Path, store: Path) -> str:
         for t in threads:
             t.start()
         time.sleep(max(0.0, 1.1 - (time.time() % 1)))
-        subprocess.run([sys.executable, "-m", "namkg.cli", "build", "--store", str(store)],
+        subprocess.run([*cli(repo), "build", "--store", str(store)],
                        cwd=repo, check=True, capture_output=True)
         time.sleep(5)  # past the reload check and the old workers' last answers
         stop.set()
@@ -297,7 +303,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"
-        subprocess.run([sys.executable, "-m", "namkg.cli", "build", "--store", str(store)],
+        subprocess.run([*cli(args.repo), "build", "--store", str(store)],
                        cwd=args.repo, check=True, capture_output=True)
         print("| finding | measured |\n|---|---|")
         for name, measure in ROWS:

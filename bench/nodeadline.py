@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pkg import ours  # noqa: E402  (our package, named once there)
 
-builder, Config = ours("build"), ours("config").Config
+layout, Config = ours("layout"), ours("config").Config
 _executor = ours("executor")
 Result, UpdateRefused, answer = _executor.Result, _executor.UpdateRefused, _executor.answer
 query_job, unwrap = _executor.query_job, _executor.unwrap
@@ -28,23 +28,27 @@ query_job, unwrap = _executor.query_job, _executor.unwrap
 class InThread:
     """Executor's interface, with each query run in the calling thread (no deadline)."""
 
-    def __init__(self, path: Path, result_limit: int):
-        self.result_limit = result_limit
-        self.store = ox.Store.read_only(str(path))
+    def __init__(self, path: Path, result_limit: int, result_bytes: int):
+        self.result_limit, self.result_bytes = result_limit, result_bytes
+        self.path = str(path)
+        self.store = ox.Store.read_only(self.path)
         self.queries = 0
 
     def query(self, sparql: str, *, solutions_format: str | None, graph_format: str | None,
-              default_graphs=None, named_graphs=None, base_iri=None, timeout=None) -> Result:
+              default_graphs=None, named_graphs=None, base_iri=None, timeout=None,
+              deadline=None) -> Result:
         self.queries += 1
         job = query_job(sparql, solutions_format, graph_format, default_graphs, named_graphs,
-                        base_iri, self.result_limit)
-        return Result(*unwrap(answer(self.store, job))[1:])  # as a worker would answer
+                        base_iri, self.result_limit, self.result_bytes)
+        # as a worker would answer; the build is the store path, as the executor gives it
+        return Result(*unwrap(answer(self.store, job))[1:], build=self.path)
 
     def update(self, sparql: str, *, timeout=None) -> None:
         raise UpdateRefused("this endpoint is read-only: updates are not accepted")
 
     def reload(self, store_path) -> None:
-        self.store = ox.Store.read_only(str(store_path))
+        self.path = str(store_path)
+        self.store = ox.Store.read_only(self.path)
 
     def stats(self) -> dict:
         return {"workers": 1, "busy": 0, "long": 0, "starting": 0, "timeouts": 0,
@@ -55,8 +59,8 @@ class InThread:
 
 
 def make_app(config: Config):
-    return ours("app").create_app(config, executor=InThread(builder.current_path(config.store),
-                                                config.result_limit))
+    return ours("app").create_app(config, executor=InThread(layout.current_path(config.store),
+                                                config.result_limit, config.result_bytes))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,7 @@ import importlib
 import sys
 from types import ModuleType
 
-PKG = "server"  # the import package of nam-kg
+PKG = "namkg"  # the import package of nam-kg (its code lives in server/namkg/)
 
 
 def ours(module: str) -> ModuleType:
