@@ -18,6 +18,8 @@ import io
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -387,6 +389,31 @@ def test_after_a_rebuild_under_load_the_cached_query_answers_from_the_new_build(
 
 
 # --------------------------------------------------------------------------- no orphans
+
+FORKSERVER_FROM_A_THREAD = """
+import sys, threading, time
+from namkg.executor import Executor
+made = []
+t = threading.Thread(target=lambda: made.append(Executor(sys.argv[1], workers=1, timeout=10)))
+t.start(); t.join()  # the fork server was started by a thread that has now ended
+before = made[0].stats()["pids"]
+time.sleep(0.5)
+r = made[0].query("ASK { ?s ?p ?o }", solutions_format="text/csv", graph_format=None)
+stats = made[0].stats()
+made[0].close()
+print(stats["crashes"], stats["pids"] == before, r.body.decode().strip().split()[-1])
+"""
+
+
+def test_a_fork_server_started_by_a_passing_thread_outlives_it(store):
+    # Tying the fork server to its parent *thread* (PR_SET_PDEATHSIG) killed it, and every
+    # query worker, when the thread that happened to start it ended.
+    done = subprocess.run([sys.executable, "-c", FORKSERVER_FROM_A_THREAD,
+                           str((store / "current").resolve())],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0", "True", "true"], done.stdout  # no worker was lost
+
 
 def test_a_killed_http_worker_leaves_no_query_process_even_mid_runaway(store):
     with served(store, {"NAMKG_QUERY_TIMEOUT": "300"}) as srv:
