@@ -13,6 +13,8 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import namkg
+from namkg.executor import Backend, Executor
+from namkg.remote import RemoteExecutor
 
 PACKAGE = Path(namkg.__file__).resolve().parent
 MODULES = {p.stem: p for p in PACKAGE.glob("*.py")}
@@ -46,6 +48,15 @@ def test_no_module_imports_inside_a_function():
                 inner += [f"{name}.{fn.name}: {ast.unparse(n)}" for n in ast.walk(fn)
                           if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert inner == []
+
+
+def test_both_stores_provide_the_declared_backend_interface():
+    members = [m for m in vars(Backend) if not m.startswith("_")] + ["sandbox"]
+    assert {"query", "update", "reload", "stats", "close", "sandbox"} <= set(members)
+    for cls in (Executor, RemoteExecutor):
+        missing = [m for m in members if not hasattr(cls, m) and m != "sandbox"]
+        assert missing == [], (cls.__name__, missing)
+    assert RemoteExecutor.sandbox is None
 
 
 def test_no_private_name_crosses_modules():

@@ -27,7 +27,7 @@ from .config import Config
 from .discovery import configure_host_handling, make_discovery_blueprint
 from .edge import CORS, Edge, FastQueries, compressible, gzipped
 from .endpoint import make_blueprint, make_query_handler, to_response
-from .executor import Executor
+from .executor import Backend, Executor
 from .iris import Iris
 from .layout import current_path, open_counted
 from .metrics import Metrics
@@ -37,12 +37,12 @@ from .remote import RemoteExecutor
 RELOAD_EVERY = 2.0  # seconds between checks for a newly built store
 
 
-def create_app(config: Config | None = None, *, executor=None) -> Flask:
+def create_app(config: Config | None = None, *, executor: Backend | None = None) -> Flask:
     """Build the WSGI app over the store in ``config.store`` (built beforehand).
 
     ``executor`` replaces the one made from ``config`` (the worker pool, or ``--backend``):
-    any object with :class:`namkg.executor.Executor`'s ``query``/``update``/``reload``/
-    ``stats``/``close``; ``bench/`` passes one without deadlines to price them.
+    any :class:`namkg.executor.Backend`; ``bench/`` passes one without deadlines to price
+    them.
 
     Query requests on /sparql are answered by :class:`namkg.edge.FastQueries` in front of
     Flask (``app.wsgi_app``); the Flask route answers them the same way when called directly.
@@ -132,7 +132,7 @@ def create_app(config: Config | None = None, *, executor=None) -> Flask:
     return app
 
 
-def _executor(config: Config, path: Path, writable: bool):
+def _executor(config: Config, path: Path, writable: bool) -> Backend:
     """The embedded store's worker pool, or a remote SPARQL store with the same interface."""
     if config.backend:
         password = os.environ.get("NAMKG_BACKEND_PASSWORD")

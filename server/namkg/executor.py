@@ -18,6 +18,8 @@ that eats memory kills only its worker. Results come back serialized, as bytes.
 >>> del store  # read-only workers must not open the store beside a writer
 >>> with Executor(tmp.name, workers=1) as ex:
 ...     r = ex.query("SELECT ?o { ?s ?p ?o }", solutions_format="text/csv", graph_format=None)
+...     isinstance(ex, Backend)
+True
 >>> r.kind, r.media_type, r.count, r.truncated
 ('solutions', 'text/csv; charset=utf-8', 1, False)
 >>> r.body
@@ -44,6 +46,7 @@ import types
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import pyoxigraph as ox
 
@@ -51,8 +54,8 @@ from .safety import declares_dataset
 from .sandbox import confine
 
 __all__ = [
-    "Busy", "Executor", "NotAcceptable", "QueryError", "QuerySyntaxError", "QueryTimeout",
-    "Result", "UpdateRefused", "WorkerCrashed",
+    "Backend", "Busy", "Executor", "NotAcceptable", "QueryError", "QuerySyntaxError",
+    "QueryTimeout", "Result", "UpdateRefused", "WorkerCrashed",
 ]
 
 log = logging.getLogger(__name__)
@@ -142,6 +145,28 @@ class Result:
     count: int | None  # rows or triples serialized; None for a boolean
     truncated: bool  # cut at the executor's result_limit or result_bytes
     build: str | None = None  # the store the answer came from (changes with a reload)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the app needs of a store to answer from: the worker pool (:class:`Executor`) and a
+    remote SPARQL store (:class:`namkg.remote.RemoteExecutor`) both provide it; ``bench/``
+    passes one without deadlines."""
+
+    sandbox: str | None  # what confines the query processes, if anything
+
+    def query(self, sparql: str, *, solutions_format: str | None, graph_format: str | None,
+              default_graphs: list[str] | None = None, named_graphs: list[str] | None = None,
+              base_iri: str | None = None, timeout: float | None = None,
+              deadline: float | None = None) -> Result: ...
+
+    def update(self, sparql: str, *, timeout: float | None = None) -> None: ...
+
+    def reload(self, store_path) -> None: ...
+
+    def stats(self) -> dict: ...
+
+    def close(self) -> None: ...
 
 
 class _Worker:

@@ -213,6 +213,8 @@ class RemoteExecutor:
     query's deadline) is the limit Virtuoso is asked to apply itself.
     """
 
+    sandbox: str | None = None  # the queries run on the remote store, not in our processes
+
     def __init__(self, endpoint_url: str, *, timeout: float = 5.0, result_limit: int = 10_000,
                  auth: tuple[str, str] | None = None, token: str | None = None,
                  default_graphs: Sequence[str] = (), named_graphs: Sequence[str] | None = None,
