@@ -28,6 +28,8 @@ query_job, unwrap = _executor.query_job, _executor.unwrap
 class InThread:
     """Executor's interface, with each query run in the calling thread (no deadline)."""
 
+    sandbox = None  # queries run in the HTTP worker itself
+
     def __init__(self, path: Path, result_limit: int, result_bytes: int):
         self.result_limit, self.result_bytes = result_limit, result_bytes
         self.path = str(path)

@@ -119,7 +119,7 @@ def create_app(config: Config | None = None, *, executor: Backend | None = None)
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-    sandbox = getattr(executor, "sandbox", None)  # what the kernel refuses the query workers
+    sandbox = executor.sandbox  # what the kernel refuses the query workers
     if sandbox:
         (app.logger.warning if sandbox.startswith("UNSANDBOXED") else app.logger.info)(
             "query workers sandboxed: %s", sandbox)
@@ -159,7 +159,7 @@ def healthz():
     given = request.headers.get("Authorization", "")
     if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         body.update(store=str(ext["state"].path), executor=stats,
-                    sandbox=getattr(ext["executor"], "sandbox", None))
+                    sandbox=ext["executor"].sandbox)
     return body, 200 if ready else 503
 
 

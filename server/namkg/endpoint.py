@@ -9,7 +9,6 @@ Errors are plain text (``text/plain; charset=utf-8``) with the status the protoc
 from __future__ import annotations
 
 import hmac
-import math
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -92,11 +91,7 @@ def with_charset(media_type: str) -> str:
 
 
 def _query_error(exc: QueryError, text: str | None = None) -> Answer:
-    headers = {}
-    if exc.status == 503:  # Busy says when; a timeout or crash may pass, so: soon
-        retry = getattr(exc, "retry_after", None) or 1
-        headers["Retry-After"] = str(max(1, math.ceil(retry)))
-    return error_answer(exc.status, exc.message, headers, text)
+    return error_answer(exc.status, exc.message, exc.http_headers(), text)
 
 
 def is_query(method: str, query_string: bytes) -> bool:
@@ -154,7 +149,7 @@ def make_query_handler(executor, config: Config, iris: Iris):
             if config.result_bytes:
                 headers.append(("X-Result-Byte-Limit", str(config.result_bytes)))
         headers.append(("Content-Type", with_charset(result.media_type)))
-        return Answer(200, headers, result.body, text, getattr(result, "build", None))
+        return Answer(200, headers, result.body, text, result.build)
 
     return answer
 

@@ -101,12 +101,25 @@ class QueryError(Exception):
     """A query failed; ``status`` is the HTTP status to answer with."""
 
     status = 500
+    retry_after: float | None = None  # seconds, where the error knows (Busy)
 
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
+
+    def http_headers(self) -> dict[str, str]:
+        """``Retry-After`` for a 503: when Busy says, else soon (a timeout or crash may pass).
+
+        >>> Busy("busy", 4.2).http_headers(), QueryTimeout("late").http_headers()
+        ({'Retry-After': '5'}, {'Retry-After': '1'})
+        >>> QuerySyntaxError("bad").http_headers()
+        {}
+        """
+        if self.status != 503:
+            return {}
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after or 1)))}
 
 
 class QuerySyntaxError(QueryError):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from collections import defaultdict
 
 import pyoxigraph as ox
@@ -478,11 +477,7 @@ def _not_acceptable() -> Response:
 
 
 def _query_error(exc: QueryError) -> Response:
-    headers = {}
-    if exc.status == 503:
-        retry = getattr(exc, "retry_after", None) or 1
-        headers["Retry-After"] = str(max(1, math.ceil(retry)))
-    return error_response(exc.status, "Query failed", exc.message, headers)
+    return error_response(exc.status, "Query failed", exc.message, exc.http_headers())
 
 
 # ---------------------------------------------------------------- blueprint

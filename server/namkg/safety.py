@@ -82,8 +82,8 @@ def _check(text: str, allowlist: frozenset[str], max_depth: int, update: bool) -
         views.append(decoded)
     # Strict (fail closed) on the text as Oxigraph reads it; the decoded view is a second
     # look for parsers that decode first, where "\\u0022" in a string is a legal quote.
-    for view, strict in zip(views, (True, False)[: len(views)], strict=True):
-        _Checker(view, allowlist, max_depth, update, strict).run()
+    for i, view in enumerate(views):
+        _Checker(view, allowlist, max_depth, update, strict=i == 0).run()
 
 
 _ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
