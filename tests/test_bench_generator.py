@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
-from namkg.build import build
 from namkg.config import Config
-from namkg.layout import Sources, open_store
-from namkg.validation import validate
+from namkg.kg.build import build
+from namkg.kg.layout import Sources, open_store
+from namkg.shacl.validation import validate
 
 from bench.generate import generate
 

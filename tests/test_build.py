@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
-from namkg import build
 from namkg.iris import Iris
-from namkg.layout import current_path, open_store
+from namkg.kg import build
+from namkg.kg.layout import current_path, open_store
 
 from .conftest import NAMKG, REPO, namkg
 

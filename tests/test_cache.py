@@ -1,5 +1,5 @@
-"""The response cache (server/namkg/cache.py) on a real `namkg serve`: a repeated query is answered
-from it, identically and without running; what may differ between runs, errors and large
+"""The response cache (server/namkg/web/cache.py) on a real `namkg serve`: a repeated query is
+answered from it, identically and without running; what may differ between runs, errors and large
 bodies never are; a server that takes updates has none."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 import requests
-from namkg.cache import KEY_BODY_MAX
+from namkg.web.cache import KEY_BODY_MAX
 
 from .conftest import Server
 

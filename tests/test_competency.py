@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from namkg.layout import open_store
+from namkg.kg.layout import open_store
 
 from .conftest import REPO
 

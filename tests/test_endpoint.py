@@ -13,10 +13,10 @@ import rdflib
 import requests
 from flask import Flask
 from namkg.config import Config
-from namkg.endpoint import make_blueprint
-from namkg.executor import Executor
 from namkg.iris import Iris
-from namkg.protocol import SD
+from namkg.query.executor import Executor
+from namkg.web.endpoint import make_blueprint
+from namkg.web.protocol import SD
 from rdflib.plugins.stores.sparqlstore import SPARQLStore
 from SPARQLWrapper import CSV, JSON, JSONLD, POST, POSTDIRECTLY, TURTLE, XML, SPARQLWrapper
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
-from namkg.executor import (
+from namkg.query.executor import (
     _NICE_STEPS,
     Busy,
     Executor,
@@ -524,7 +524,7 @@ def test_close_leaves_no_child_processes(store_path):
 def test_workers_die_with_their_parent(store_path):
     script = textwrap.dedent(f"""
         import sys, time
-        from namkg.executor import Executor
+        from namkg.query.executor import Executor
         e = Executor({str(store_path)!r}, workers=2)
         print(*e.stats()["pids"], flush=True)
         time.sleep(60)

@@ -1,4 +1,4 @@
-"""The WSGI fast path for /sparql queries (namkg.edge.FastQueries) answers exactly as the Flask
+"""The WSGI fast path for /sparql queries (namkg.web.edge.FastQueries) answers exactly as the Flask
 route and hooks behind it: same status line, headers (in order), body, access-log line and
 metrics, over a real store and real query workers."""
 
@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 
 import flask
 import pytest
-from namkg.app import create_app
 from namkg.config import Config
+from namkg.web.app import create_app
 from werkzeug.test import Client
 
 LIMIT, MAX_BODY = 5, 5000

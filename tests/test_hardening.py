@@ -29,9 +29,9 @@ import pytest
 import requests
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from namkg import sandbox
-from namkg.executor import Executor, QueryError
-from namkg.safety import UnsafeQuery, check_query, check_update
+from namkg.query import sandbox
+from namkg.query.executor import Executor, QueryError
+from namkg.query.safety import UnsafeQuery, check_query, check_update
 
 from .conftest import namkg
 from .test_faults import (
@@ -392,7 +392,7 @@ def test_after_a_rebuild_under_load_the_cached_query_answers_from_the_new_build(
 
 FORKSERVER_FROM_A_THREAD = """
 import sys, threading, time
-from namkg.executor import Executor
+from namkg.query.executor import Executor
 made = []
 t = threading.Thread(target=lambda: made.append(Executor(sys.argv[1], workers=1, timeout=10)))
 t.start(); t.join()  # the fork server was started by a thread that has now ended

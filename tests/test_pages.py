@@ -18,10 +18,10 @@ import rdflib
 import requests
 from flask import Flask
 from namkg.config import Config
-from namkg.endpoint import make_blueprint
-from namkg.executor import Executor
 from namkg.iris import Iris
-from namkg.pages import DATA_FORMATS, make_pages_blueprint
+from namkg.query.executor import Executor
+from namkg.web.endpoint import make_blueprint
+from namkg.web.pages import DATA_FORMATS, make_pages_blueprint
 from rdflib.compare import isomorphic
 
 from .conftest import serve
@@ -120,7 +120,7 @@ def build_store(path: Path) -> None:
 
 
 def make_app(executor, config: Config) -> Flask:
-    app = Flask("namkg.app")
+    app = Flask("namkg.web.app")
     app.register_blueprint(make_blueprint(executor, config, IRIS))
     app.register_blueprint(make_pages_blueprint(executor, config, IRIS, examples=EXAMPLES))
     return app
@@ -412,8 +412,8 @@ def test_example_buttons_read_differently():
     a competency query asks says which model it queries."""
     import difflib
 
-    from namkg.app import load_examples
-    from namkg.pages import example_name
+    from namkg.web.app import load_examples
+    from namkg.web.pages import example_name
 
     examples = load_examples(Path(__file__).resolve().parent.parent)
     names = [example_name(e) for e in examples]
@@ -429,7 +429,7 @@ def test_example_buttons_read_differently():
 
 
 def test_yasgui_assets_are_the_vendored_files(site):
-    static = Path(__file__).resolve().parent.parent / "server" / "namkg" / "static" / "yasgui"
+    static = Path(__file__).resolve().parents[1] / "server/namkg/web/static/yasgui"
     for name in ("yasgui.min.js", "yasgui.min.css", "namkg.css"):
         r = requests.get(f"{site}/static/yasgui/{name}", timeout=30)
         assert r.status_code == 200 and r.content == (static / name).read_bytes()

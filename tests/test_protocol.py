@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 import rdflib
 from namkg.iris import GRAPH_NAMES, Iris
-from namkg.protocol import (
+from namkg.web.protocol import (
     SD,
     Negotiated,
     ProtocolError,

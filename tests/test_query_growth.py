@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
-from namkg import wikidata
-from namkg.build import load_dataset
 from namkg.iris import Iris
-from namkg.layout import Sources
+from namkg.kg import wikidata
+from namkg.kg.build import load_dataset
+from namkg.kg.layout import Sources
 
 from bench.generate import generate
 
@@ -232,7 +232,7 @@ def construct(store: ox.Store, text: str) -> set[ox.Triple]:
 
 
 def rule(name: str) -> str:
-    return (REPO / "server" / "namkg" / "views" / name).read_text("utf-8")
+    return (REPO / "server" / "namkg" / "kg" / "views" / name).read_text("utf-8")
 
 
 def rows(store: ox.Store, text: str) -> Counter:

@@ -16,7 +16,7 @@ import pyoxigraph as ox
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from namkg.safety import UnsafeQuery, check_query, check_update, declares_dataset, resolve
+from namkg.query.safety import UnsafeQuery, check_query, check_update, declares_dataset, resolve
 
 REPO = Path(__file__).resolve().parent.parent
 WIKIDATA = "https://query.wikidata.org/sparql"

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from namkg import cli, validation
+from namkg import cli
+from namkg.shacl import validation
 
 REPO = Path(__file__).resolve().parent.parent
 ONTOLOGY = REPO / "ontology" / "nam.ttl"

@@ -18,7 +18,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from namkg.validation import ENGINES, ValidationCrash, judge, term_str
+from namkg.shacl.validation import ENGINES, ValidationCrash, judge, term_str
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.collection import Collection
 from rdflib.namespace import RDF, SH, XSD

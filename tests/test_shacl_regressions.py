@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from namkg.validation import ENGINES, ValidationCrash, validate
+from namkg.shacl.validation import ENGINES, ValidationCrash, validate
 
 EX = "http://example.org/"
 XSD = "http://www.w3.org/2001/XMLSchema#"

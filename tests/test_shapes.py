@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from namkg.cli import main
-from namkg.validation import ENGINES, Report, load_graph, validate, validate_shapes
+from namkg.shacl.validation import ENGINES, Report, load_graph, validate, validate_shapes
 from rdflib import RDF, Graph, URIRef
 from rdflib.namespace import SH
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyoxigraph as ox
 import pyshacl
 import pytest
-from namkg.validation import load_graph, validate
+from namkg.shacl.validation import load_graph, validate
 from rdflib import Graph, Literal
 from rdflib.namespace import SH, XSD
 from rdflib.term import XSDToPython, _toPythonMapping
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 @pytest.fixture
 def rdflib_defaults():
-    """rdflib's own literal conversions, as in namkg.validation: owlrl (pyshacl's RDFS
+    """rdflib's own literal conversions, as in namkg.shacl.validation: owlrl (pyshacl's RDFS
     inference), if anything ran it in this process, replaces them globally."""
     saved = dict(_toPythonMapping)
     _toPythonMapping.clear()
@@ -197,7 +197,7 @@ def ordering_comparisons(query: str) -> list[tuple[str, str, str]]:
     return re.findall(operand + r"\s*(<=|>=|<(?!>)|(?<!<)>)\s*" + operand, q)
 
 
-VIEWS = (sorted((REPO / "server" / "namkg" / "views").glob("*.rq"))
+VIEWS = (sorted((REPO / "server" / "namkg" / "kg" / "views").glob("*.rq"))
          + sorted((REPO / "queries").glob("*.rq")))
 
 

@@ -6,9 +6,9 @@ import hashlib
 import re
 
 import pytest
-from namkg.build import SOURCE_SHA256
 from namkg.iris import Iris
-from namkg.layout import Sources
+from namkg.kg.build import SOURCE_SHA256
+from namkg.kg.layout import Sources
 from rdflib import Graph, Namespace, URIRef
 from rdflib.namespace import RDF, RDFS
 

@@ -29,10 +29,10 @@ import pyshacl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from namkg import shacl_oxigraph as sx
-from namkg.shacl_sparql import DataStore, plan_checks
-from namkg.validation import ENGINES as VALIDATION_ENGINES
-from namkg.validation import (
+from namkg.shacl import oxigraph as sx
+from namkg.shacl.sparql import DataStore, plan_checks
+from namkg.shacl.validation import ENGINES as VALIDATION_ENGINES
+from namkg.shacl.validation import (
     InputError,
     Report,
     ValidationCrash,

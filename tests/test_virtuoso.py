@@ -1,4 +1,4 @@
-"""Publishing into a real Virtuoso and serving from it: namkg.publish and namkg.remote.
+"""Publishing into a real Virtuoso and serving from it: namkg.kg.publish and namkg.query.remote.
 
 The Virtuoso comes from ``tests.virtuoso`` (skipped, with the reason, when not installed).
 Virtuoso 7.2 stores ``"P1Y"^^xsd:duration`` as ``"12"^^xsd:duration``: publish() reports that
@@ -23,16 +23,16 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 import requests
-from namkg.executor import (
+from namkg.kg.layout import current_path, open_store
+from namkg.kg.publish import PublishError, local_graphs, publish
+from namkg.query.executor import (
     Executor,
     QueryError,
     QuerySyntaxError,
     QueryTimeout,
     UpdateRefused,
 )
-from namkg.layout import current_path, open_store
-from namkg.publish import PublishError, local_graphs, publish
-from namkg.remote import BackendUnavailable, RemoteExecutor, check_url, credentials_from_env
+from namkg.query.remote import BackendUnavailable, RemoteExecutor, check_url, credentials_from_env
 
 from tests.virtuoso import virtuoso_fixture  # noqa: F401  (the ``virtuoso`` fixture)
 

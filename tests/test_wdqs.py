@@ -18,7 +18,7 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from namkg import wdqs
+from namkg.query import wdqs
 from SPARQLWrapper import JSON, SPARQLWrapper
 from wikibaseintegrator.wbi_helpers import execute_sparql_query
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 import rdflib
-from namkg import wikidata
-from namkg.build import load_dataset
 from namkg.config import DEFAULT_BASE
 from namkg.iris import Iris
-from namkg.layout import Sources
+from namkg.kg import wikidata
+from namkg.kg.build import load_dataset
+from namkg.kg.layout import Sources
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "wikidata"

@@ -8,20 +8,20 @@ from pathlib import Path
 import click
 import pyoxigraph as ox
 
-from . import build as builder
-from . import wikidata
 from .config import Config
 from .iris import Iris
-from .layout import Sources, open_store
-from .protocol import ProtocolError, negotiate
-from .publish import PublishError, publish_repo
-from .remote import credentials_from_env
-from .serve import listen, run
-from .validation import InputError, ValidationCrash
-from .validation import validate as run_validation
+from .kg import build as builder
+from .kg import wikidata
+from .kg.layout import Sources, open_store
+from .kg.publish import PublishError, publish_repo
+from .query.remote import credentials_from_env
+from .shacl.validation import InputError, ValidationCrash
+from .shacl.validation import validate as run_validation
+from .web.protocol import ProtocolError, negotiate
+from .web.serve import listen, run
 
 FORMATS = ("text", "json", "turtle", "junit")
-# namkg.validation's ENGINES and FAIL_ON, spelt out: importing it (rdflib) would slow every
+# namkg.shacl.validation's ENGINES and FAIL_ON, spelt out: importing it (rdflib) would slow every
 # verb; tests/test_shacl_cli.py checks they agree.
 ENGINES = ("pyshacl-turbo", "pyshacl", "oxigraph")
 FAIL_ON = ("info", "warning", "violation")

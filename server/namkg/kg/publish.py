@@ -1,7 +1,7 @@
 """Publish the built graph into an existing SPARQL store (Virtuoso, Fuseki, GraphDB, ...).
 
 Each named graph of the store (ontology, facts, links, wikidata, meta) is published under its
-own IRI, so the site served from the remote (``namkg.remote``) finds them where the embedded
+own IRI, so the site served from the remote (``namkg.query.remote``) finds them where the embedded
 store has them; with ``graph=`` the union of all of them goes into that one graph instead.
 
 The steps, so that a failed publish leaves the target's previous copy untouched and a
@@ -48,9 +48,9 @@ from urllib.parse import urlsplit
 import pyoxigraph as ox
 import requests
 
-from . import validation
+from ..query.remote import check_url, http_auth
+from ..shacl import validation
 from .layout import Sources, open_store
-from .remote import check_url, http_auth
 
 __all__ = ["Alteration", "PublishError", "PublishResult", "altered", "endpoints", "local_graphs",
            "publish", "publish_repo"]

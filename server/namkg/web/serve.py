@@ -54,12 +54,12 @@ from granian.server.common import WORKERS_METHODS, TaskImpl
 from granian.server.mp import MPServer, WorkerProcess
 from granian.wsgi import _callback_wrapper
 
+from ..config import Config
 from .app import create_app
-from .config import Config
 from .edge import CORS  # so that a browser's client can read gate answers too
 from .endpoint import ARRIVED
 
-log = logging.getLogger("namkg.serve")
+log = logging.getLogger("namkg.web.serve")
 
 BACKLOG = 4096  # pending connections; the kernel caps it at net.core.somaxconn
 WRITE_TIMEOUT_MS = 30_000  # a client that has taken none of our bytes for this long is dropped
@@ -489,7 +489,7 @@ def _not_thread_advice(record: logging.LogRecord) -> bool:
 
 
 def run(config: Config, make_app=None, listener: socket.socket | None = None) -> None:
-    """Serve ``make_app(config)`` (default: :func:`namkg.app.create_app`) under granian, on
+    """Serve ``make_app(config)`` (default: :func:`namkg.web.app.create_app`) under granian, on
     ``listener`` (default: :func:`listen`)."""
     global _MAIN_PID
     if multiprocessing.get_start_method() != "fork":  # the worker inherits the socket, globals

@@ -118,7 +118,7 @@ def _landlock(libc, create: int, abi: int, ports, readable, writable) -> str:
         return f"landlock: ruleset refused ({os.strerror(ctypes.get_errno())})"
     try:
         readable = [*_SYSTEM_ROOTS, sys.prefix, sys.base_prefix, sys.exec_prefix,
-                    str(Path(__file__).resolve().parent), *readable]
+                    str(Path(__file__).resolve().parent.parent), *readable]  # the package
         for path in dict.fromkeys(readable):
             _add_path(libc, create + 1, fd, path, _READ & fs)
         for path in writable:

@@ -26,11 +26,11 @@ import pyoxigraph as ox
 from flask import Blueprint, Response, render_template, request, url_for
 from werkzeug.routing import BuildError
 
+from ..config import Config
+from ..iris import GRAPH_NAMES, Iris
+from ..query.executor import QueryError
 from .conditional import conditional
-from .config import Config
 from .discovery import DUMPS
-from .executor import QueryError
-from .iris import GRAPH_NAMES, Iris
 from .page_models import (
     SEGMENT,
     WELL_KNOWN,

@@ -1,6 +1,6 @@
 """What the HTML pages show, made from SPARQL JSON bindings: terms with their labels and
 links (:class:`Linker`), an entity's facts, claims and quotes (:func:`build_entity_view`) and
-the ontology's documentation (:func:`build_ontology_view`). No I/O: :mod:`namkg.pages` runs
+the ontology's documentation (:func:`build_ontology_view`). No I/O: :mod:`namkg.web.pages` runs
 the queries and renders the templates.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from flask import request
 
-from .iris import GRAPH_NAMES, Iris
+from ..iris import GRAPH_NAMES, Iris
 
 SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")  # one path segment of a slug
 _SERVED = re.compile(

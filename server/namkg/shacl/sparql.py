@@ -1,7 +1,7 @@
 """``sh:sparql`` constraints evaluated on Oxigraph, as pyshacl evaluates them.
 
-Both engines use this: :mod:`namkg.shacl_oxigraph` for the shapes it compiles, and
-:mod:`namkg.validation` for the constraints of the shapes it leaves to pyshacl, which it takes
+Both engines use this: :mod:`namkg.shacl.oxigraph` for the shapes it compiles, and
+:mod:`namkg.shacl.validation` for the constraints of the shapes it leaves to pyshacl, which it takes
 out of pyshacl's copy of the shapes graph (:func:`plan_checks`). A constraint is run
 once for all focus nodes (joined in, or bound by VALUES) instead of once per node.
 """
@@ -19,7 +19,7 @@ from rdflib.collection import Collection
 from rdflib.namespace import OWL, SH
 from rdflib.term import Node
 
-from .shacl_terms import (
+from .terms import (
     SEVERITIES,
     TARGETS,
     ValidationCrash,

@@ -8,7 +8,7 @@ build every result and message, so the results equal pyshacl's. Oxigraph does th
 A shape with a target is compiled as a whole or not at all: anything this module does not
 translate exactly (sh:closed, property pairs, SHACL-AF expressions and rules, custom components,
 non-Violation severities inside logical constraints...) raises :class:`Unsupported`, and
-:mod:`namkg.validation` leaves that shape to pyshacl.
+:mod:`namkg.shacl.validation` leaves that shape to pyshacl.
 
 In nested shapes (sh:not, sh:and, sh:or, sh:xone, sh:node, sh:qualifiedValueShape) conformance
 becomes a SPARQL boolean expression. Per-value checks pyshacl defines in Python run as custom
@@ -40,8 +40,8 @@ from rdflib import RDF, XSD, BNode, Graph, Literal, URIRef
 from rdflib.namespace import RDFS, SH
 from rdflib.term import Node
 
-from .shacl_sparql import DataStore, declared_prefixes, make_check, run_check, select_clause
-from .shacl_terms import SEVERITIES, Violation, node_str, path_string, term_str
+from .sparql import DataStore, declared_prefixes, make_check, run_check, select_clause
+from .terms import SEVERITIES, Violation, node_str, path_string, term_str
 
 TYPE_PATH = f"<{RDF.type}>/<{RDFS.subClassOf}>*"
 FN = "urn:x-nam-kg:shacl:fn"  # custom SPARQL functions: FN + number

@@ -1,8 +1,8 @@
 """Serve from an existing SPARQL store: an executor that forwards queries over HTTP.
 
-:class:`RemoteExecutor` has the interface of :class:`namkg.executor.Executor`, so the UI,
+:class:`RemoteExecutor` has the interface of :class:`namkg.query.executor.Executor`, so the UI,
 ``/sparql``, the entity pages and the dumps run unchanged over a Virtuoso, Fuseki or GraphDB
-endpoint holding the published graphs (see :mod:`namkg.publish`).
+endpoint holding the published graphs (see :mod:`namkg.kg.publish`).
 
 How it answers, and why:
 
@@ -48,6 +48,7 @@ import pyoxigraph as ox
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth
 
+from ..iris import Iris
 from .executor import (
     Busy,
     NotAcceptable,
@@ -58,7 +59,6 @@ from .executor import (
     UpdateRefused,
     WorkerCrashed,
 )
-from .iris import Iris
 from .safety import Lexer, declares_dataset
 
 __all__ = ["BackendUnavailable", "RemoteExecutor", "credentials_from_env", "http_auth",
@@ -79,7 +79,7 @@ def query_form(sparql: str) -> str | None:
     """'solutions' (SELECT), 'boolean' (ASK), 'graph' (CONSTRUCT, DESCRIBE) or None.
 
     The first keyword after the prologue; words in IRIs, strings, comments and prefixed names
-    are not keywords (the lexer of :mod:`namkg.safety`).
+    are not keywords (the lexer of :mod:`namkg.query.safety`).
     """
     lexer, pos = Lexer(sparql), 0
     while (tok := lexer.token(pos)) is not None:
@@ -245,7 +245,7 @@ class RemoteExecutor:
     @classmethod
     def from_config(cls, config, endpoint_url: str, **options) -> RemoteExecutor:
         """For ``namkg serve --backend URL``: the deadline, result cap and the published graphs
-        (see :func:`namkg.publish.publish`) of ``config``."""
+        (see :func:`namkg.kg.publish.publish`) of ``config``."""
         options.setdefault("default_graphs", list(Iris(config.base_iri).graphs().values()))
         return cls(endpoint_url, timeout=config.query_timeout,
                    result_limit=config.result_limit, **options)

@@ -1,10 +1,11 @@
 """The Flask application factory and its explicit route list.
 
-SPARQL protocol routes come from :mod:`namkg.endpoint`, entity/ontology pages and the UI from
-:mod:`namkg.pages`, VoID, dumps, robots.txt and the sitemap from :mod:`namkg.discovery`; this
-module wires them to one query executor and adds what every route shares: CORS, gzip, a
+SPARQL protocol routes come from :mod:`namkg.web.endpoint`, entity/ontology pages and the UI
+from :mod:`namkg.web.pages`, VoID, dumps, robots.txt and the sitemap from
+:mod:`namkg.web.discovery`; this module wires them to one query executor and
+adds what every route shares: CORS, gzip, a
 structured access log, Prometheus metrics, an optional rate limit (the steps live in
-:mod:`namkg.edge`, whose fast path answers /sparql queries ahead of Flask), error pages, the
+:mod:`namkg.web.edge`, whose fast path answers /sparql queries ahead of Flask), error pages, the
 proxy mode, and health.
 """
 
@@ -22,17 +23,17 @@ import pyoxigraph as ox
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import SecurityError
 
+from ..config import Config
+from ..iris import Iris
+from ..kg.layout import current_path, open_counted
+from ..query.executor import Backend, Executor
+from ..query.remote import RemoteExecutor
 from .cache import ResponseCache
-from .config import Config
 from .discovery import configure_host_handling, make_discovery_blueprint
 from .edge import CORS, Edge, FastQueries, compressible, gzipped
 from .endpoint import make_blueprint, make_query_handler, to_response
-from .executor import Backend, Executor
-from .iris import Iris
-from .layout import current_path, open_counted
 from .metrics import Metrics
 from .pages import error_response, make_pages_blueprint
-from .remote import RemoteExecutor
 
 RELOAD_EVERY = 2.0  # seconds between checks for a newly built store
 
@@ -41,10 +42,10 @@ def create_app(config: Config | None = None, *, executor: Backend | None = None)
     """Build the WSGI app over the store in ``config.store`` (built beforehand).
 
     ``executor`` replaces the one made from ``config`` (the worker pool, or ``--backend``):
-    any :class:`namkg.executor.Backend`; ``bench/`` passes one without deadlines to price
+    any :class:`namkg.query.executor.Backend`; ``bench/`` passes one without deadlines to price
     them.
 
-    Query requests on /sparql are answered by :class:`namkg.edge.FastQueries` in front of
+    Query requests on /sparql are answered by :class:`namkg.web.edge.FastQueries` in front of
     Flask (``app.wsgi_app``); the Flask route answers them the same way when called directly.
     """
 

@@ -14,7 +14,7 @@ as ``"1"``, and even ``"none"^^xsd:boolean`` as ``"false"``). Three engines (:da
   against ``sh:maxInclusive 1000``): pair bounds with ``sh:datatype``, as our shapes do.
 - ``pyshacl``: the reference implementation.
 - ``oxigraph``: our own, the shapes compiled into SPARQL on an Oxigraph store
-  (:mod:`namkg.shacl_oxigraph`; what it does not compile goes to pyshacl, see ``--explain``).
+  (:mod:`namkg.shacl.oxigraph`; what it does not compile goes to pyshacl, see ``--explain``).
   Fast, but the store canonicalises literals (``"4.0"^^xsd:decimal`` as ``"4"``, xsd:byte as
   xsd:integer), so it judges and reports other literals than the data's, and some SPARQL
   pre-binding is wrong: 111 of 120 on the W3C suite. Kept as an opt-in for comparison.
@@ -64,8 +64,8 @@ from rdflib import RDF, XSD, BNode, Graph, Literal, URIRef
 from rdflib.namespace import OWL, RDFS, SH
 from rdflib.term import Node, XSDToPython, _toPythonMapping
 
-from . import shacl_oxigraph as sx
-from .shacl_sparql import (
+from . import oxigraph as sx
+from .sparql import (
     DataStore,
     plan_checks,
     run_checks,
@@ -73,7 +73,7 @@ from .shacl_sparql import (
     without_checks,
     without_targets,
 )
-from .shacl_terms import (
+from .terms import (
     SEVERITIES,
     TARGETS,
     ValidationCrash,

@@ -163,7 +163,7 @@ class Result:
 @runtime_checkable
 class Backend(Protocol):
     """What the app needs of a store to answer from: the worker pool (:class:`Executor`) and a
-    remote SPARQL store (:class:`namkg.remote.RemoteExecutor`) both provide it; ``bench/``
+    remote SPARQL store (:class:`namkg.query.remote.RemoteExecutor`) both provide it; ``bench/``
     passes one without deadlines."""
 
     sandbox: str | None  # what confines the query processes, if anything
@@ -206,7 +206,7 @@ class Executor:
                  result_limit: int = 10_000, memory_mb: int = 1024, writable: bool = False,
                  burst: int | None = None, result_bytes: int = 0, allowlist=()):
         """``result_bytes``: cap on an answer's size (0: none); ``allowlist``: SERVICE
-        endpoints the workers' sandbox lets them connect to (see :mod:`namkg.sandbox`)."""
+        endpoints the workers' sandbox lets them connect to (see :mod:`namkg.query.sandbox`)."""
         if workers < 1 or timeout <= 0 or result_limit < 0 or (burst or 0) < 0:
             raise ValueError("workers must be >= 1, timeout > 0, result_limit and burst >= 0")
         # RocksDB gives no guarantee for read-only opens beside a writer: one writer only.
@@ -620,7 +620,7 @@ def _preload() -> None:
     for pickling); preloaded, its imports are already done (240 ms -> 25 ms per worker for
     a main module that imports rdflib and flask).
     """
-    modules = ["namkg.forkserver_guard", "pyoxigraph", __name__]
+    modules = ["namkg.query.forkserver_guard", "pyoxigraph", __name__]
     main = sys.modules["__main__"]
     name = getattr(main.__spec__, "name", None)
     if name:  # python -m package.module

@@ -21,7 +21,7 @@ from urllib.parse import unquote_to_bytes
 import pyoxigraph as ox
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .iris import GRAPH_NAMES, Iris
+from ..iris import GRAPH_NAMES, Iris
 
 QRF, RDF = ox.QueryResultsFormat, ox.RdfFormat
 

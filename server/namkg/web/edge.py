@@ -3,9 +3,9 @@ plain-WSGI fast path for SPARQL queries on ``/sparql``, in front of Flask.
 
 A simple SELECT costs ~0.4 ms in the executor, and Flask's request context, routing, response
 objects and hooks added ~1.5 ms to it. :class:`FastQueries` answers the requests the Flask
-route would answer with a query (:func:`namkg.endpoint.is_query`) through the same handler
-(:func:`namkg.endpoint.make_query_handler`) and the same :class:`Edge` steps as the Flask
-hooks in :mod:`namkg.app`, on plain header lists; every other request goes to Flask.
+route would answer with a query (:func:`namkg.web.endpoint.is_query`) through the same handler
+(:func:`namkg.web.endpoint.make_query_handler`) and the same :class:`Edge` steps as the Flask
+hooks in :mod:`namkg.web.app`, on plain header lists; every other request goes to Flask.
 """
 
 from __future__ import annotations

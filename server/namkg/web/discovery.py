@@ -23,8 +23,8 @@ import pyoxigraph as ox
 from flask import Blueprint, Response, abort, current_app, request, send_file
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from ..iris import GRAPH_NAMES, Iris
 from .conditional import conditional
-from .iris import GRAPH_NAMES, Iris
 from .protocol import ProtocolError, negotiate
 
 DUMPS = {  # file name -> format; the whole dataset, graphs kept where the format can

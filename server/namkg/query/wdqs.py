@@ -8,7 +8,7 @@
 - ``SERVICE wikibase:label { ... }`` becomes local patterns at the end of its group: per label
   variable, one ``OPTIONAL`` per language and a ``COALESCE`` in the listed order, the QID when
   no language has a label (as WDQS). It never becomes a remote call: the block is gone before
-  the SERVICE guard (:mod:`namkg.safety`) sees the text, and every other SERVICE stays for it.
+  the SERVICE guard (:mod:`namkg.query.safety`) sees the text, and every other SERVICE stays for it.
   A ``SELECT *`` is given its variables by name, so the helper variables stay out of sight.
 - WDQS's other services (MWAPI, geospatial, ``bd:sample``...) are refused with a clear 400.
 
@@ -24,7 +24,7 @@ SELECT ?n { wd:Q1 wdt:P2124 ?n }
 >>> to_local('SELECT * {\\n ?s foo:bar ?o }')
 Traceback (most recent call last):
 ...
-namkg.wdqs.WdqsError: Unknown prefix 'foo:' (line 2, in 'foo:bar'): declare it with PREFIX \
+namkg.query.wdqs.WdqsError: Unknown prefix 'foo:' (line 2, in 'foo:bar'): declare it with PREFIX \
 foo: <...>; WDQS's predeclared prefixes are known here without one
 """
 

@@ -9,17 +9,17 @@ strings, comments, IRIs, variables and prefixed names are not keywords:
 >>> check_query('SELECT * { SERVICE <http://evil/> { ?s ?p ?o } }')
 Traceback (most recent call last):
 ...
-namkg.safety.UnsafeQuery: SERVICE <http://evil/> is refused: the endpoint is not allowlisted
+namkg.query.safety.UnsafeQuery: SERVICE <http://evil/> is refused: the endpoint is not allowlisted
 >>> check_query('PREFIX w: <https://query.wikidata.org/> SELECT * { SERVICE w:sparql {} }',
 ...             allowlist=["https://query.wikidata.org/sparql"])
 >>> check_update('LOAD <http://evil/data.ttl>')
 Traceback (most recent call last):
 ...
-namkg.safety.UnsafeQuery: LOAD <http://evil/data.ttl> is refused: the IRI is not allowlisted
+namkg.query.safety.UnsafeQuery: LOAD <http://evil/data.ttl> is refused: the IRI is not allowlisted
 >>> check_query('SELECT * {' + '{' * 100 + '}' * 100 + '}')
 Traceback (most recent call last):
 ...
-namkg.safety.UnsafeQuery: the query nests brackets deeper than 64 levels
+namkg.query.safety.UnsafeQuery: the query nests brackets deeper than 64 levels
 
 The lexer follows what pyoxigraph actually parses, including its quirks: keywords need no word
 boundary (``trueSERVICE <x> {}`` and ``service:x {}`` are SERVICE calls to pyoxigraph), a

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from . import __version__
-from .config import DEFAULT_BASE
-from .iris import Iris
+from .. import __version__
+from ..config import DEFAULT_BASE
+from ..iris import Iris
 from .layout import graph_size
 
 WD = "http://www.wikidata.org/entity/"

@@ -17,9 +17,11 @@ from typing import NamedTuple
 
 from flask import Blueprint, Response, current_app, g, request, url_for
 
-from .config import Config
-from .executor import Busy, QueryError, QuerySyntaxError
-from .iris import GRAPH_NAMES, Iris
+from ..config import Config
+from ..iris import GRAPH_NAMES, Iris
+from ..query.executor import Busy, QueryError, QuerySyntaxError
+from ..query.safety import UnsafeQuery, check_query, check_update
+from ..query.wdqs import to_local
 from .protocol import (
     ProtocolError,
     best_graph_quality,
@@ -31,8 +33,6 @@ from .protocol import (
     query_text_present,
     service_description,
 )
-from .safety import UnsafeQuery, check_query, check_update
-from .wdqs import to_local
 
 QUERY_ALLOW = "GET, HEAD, POST, OPTIONS"
 UPDATE_ALLOW = "POST, OPTIONS"
@@ -118,7 +118,7 @@ def make_query_handler(executor, config: Config, iris: Iris):
             req = parse_query_request(request, max_body=max_body)
             text = req.text
             with big_texts.turn(len(text), deadline):
-                text = to_local(text, req.uselang)  # the WDQS dialect (server/namkg/wdqs.py)
+                text = to_local(text, req.uselang)  # the WDQS dialect (server/namkg/query/wdqs.py)
                 checked.check(text, allowlist)
             chosen = negotiate(request.headers.get("Accept"), req.format)
             if chosen.solutions is None and chosen.graph is None:

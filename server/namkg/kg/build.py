@@ -2,7 +2,7 @@
 on-disk Oxigraph store that is swapped in atomically.
 
 The files are parsed into an in-memory store that the views query, and a thread writes them
-to disk meanwhile; validation (:mod:`namkg.validation`) reads the files themselves, since the
+to disk meanwhile; validation (:mod:`namkg.shacl.validation`) reads the files themselves, since the
 store holds literals in canonical form and validation judges them as written.
 
 The store directory holds ``builds/<id>/`` (one Oxigraph store per build) and ``current``, a
@@ -22,9 +22,11 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from . import __version__, validation, wikidata
-from .config import DEFAULT_BASE, Config
-from .iris import Iris
+from .. import __version__
+from ..config import DEFAULT_BASE, Config
+from ..iris import Iris
+from ..shacl import validation
+from . import wikidata
 from .layout import META, Sources, graph_size, sha256
 
 SOURCE_SHA256 = "06035976f49fe52ced0365899acaa81da2edd55767c9283c3cb00c6f6ce83d0b"

@@ -11,7 +11,7 @@ queries whose text mentions a function that differs per call (``RAND``, ``NOW``,
 ``STRUUID``, ``BNODE``), ``SERVICE`` (someone else's data) or a ``\\u`` escape (which could
 spell either); the test is on the raw text, so a false alarm only costs a cache miss.
 Updates (``NAMKG_UPDATE_TOKEN``) or a remote ``--backend`` change the data behind our back,
-so :func:`namkg.app.create_app` gives them no cache.
+so :func:`namkg.web.app.create_app` gives them no cache.
 
 >>> c = ResponseCache(max_bytes=80_000)
 >>> key = request_key({"QUERY_STRING": "query=ASK%7B%7D"}, "GET")
