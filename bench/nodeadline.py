@@ -1,6 +1,6 @@
 """``namkg serve`` without its deadline machinery: the price of that machinery, measured.
 
-The same app (Flask routes, the WSGI fast path, safety checks, negotiation, CORS, gzip, log,
+The same app (the route table and its one chain, safety checks, negotiation, CORS, gzip, log,
 metrics) under the same HTTP server settings, but queries run in the request thread on one
 in-process read-only store instead of in worker processes killed at the deadline: no pipe,
 no pickling, no worker checkout, no deadline. Unsafe (a runaway query holds its thread until it
@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pkg import ours  # noqa: E402  (our package, named once there)
 
-layout, Config = ours("layout"), ours("config").Config
-_executor = ours("executor")
+layout, Config = ours("kg.layout"), ours("config").Config
+_executor = ours("query.executor")
 Result, UpdateRefused, answer = _executor.Result, _executor.UpdateRefused, _executor.answer
 query_job, unwrap = _executor.query_job, _executor.unwrap
 
@@ -61,8 +61,9 @@ class InThread:
 
 
 def make_app(config: Config):
-    return ours("app").create_app(config, executor=InThread(layout.current_path(config.store),
-                                                config.result_limit, config.result_bytes))
+    executor = InThread(layout.current_path(config.store), config.result_limit,
+                        config.result_bytes)
+    return ours("web.app").create_app(config, executor=executor)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--store", type=Path, required=True)
     ap.add_argument("--port", type=int, required=True)
     args = ap.parse_args(argv)
-    ours("serve").run(Config.from_env(store=args.store, port=args.port, host="127.0.0.1"), make_app)
+    config = Config.from_env(store=args.store, port=args.port, host="127.0.0.1")
+    ours("web.serve").run(config, make_app)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def serve_settings() -> dict:
     threads at once (the rest of its blocking threads only read bodies), so the reference
     apps get ``http_threads`` blocking threads."""
     config = ours("config").Config.from_env()
-    serve = ours("serve")
+    serve = ours("web.serve")
     return {
         "workers": 1,
         "blocking_threads": config.http_threads,

@@ -252,8 +252,8 @@ def breakdown(store_dir: str, n: int = 300) -> dict:
 
     import pyoxigraph as ox
 
-    create_app, current_path = ours("app").create_app, ours("layout").current_path
-    Config, Executor = ours("config").Config, ours("executor").Executor  # noqa: N806
+    create_app, current_path = ours("web.app").create_app, ours("kg.layout").current_path
+    Config, Executor = ours("config").Config, ours("query.executor").Executor  # noqa: N806
 
     logging.disable(logging.CRITICAL)  # the access log line is not what is measured here
 
@@ -517,7 +517,7 @@ def load_only(root: Path, store: Path) -> int:
     the fallback when a build does not finish in time, so serving can still be measured."""
     import pyoxigraph as ox
 
-    build, Iris = ours("build"), ours("iris").Iris  # noqa: N806
+    build, Iris = ours("kg.build"), ours("iris").Iris  # noqa: N806
     Sources, _add_meta, load_dataset = build.Sources, build._add_meta, build.load_dataset  # noqa: N806
 
     sources = Sources.of(root)
@@ -746,7 +746,7 @@ def growth(res: Results, sizes: list[int], work: Path, build_timeout: float,
             log(f"growth {size:,}: validating with the default engine")
             row["validate"] = validate_default(root, validate_timeout)
             validation_gave_up = "stopped" in (row["validate"]["why"] or "")
-        build = ours("layout").current_path(store)
+        build = ours("kg.layout").current_path(store)
         log(f"growth {size:,}: in-process latency")
         inproc = run_inprocess(build, [(q, 1) for q in qs.values()], 0.5, runs=3)
         row["inproc"] = {name: r for name, r in zip(qs, inproc, strict=True)}
@@ -1137,7 +1137,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     log(f"scratch directory {work}")
 
-    current_path = ours("layout").current_path
+    current_path = ours("kg.layout").current_path
     store = work / "store"
     built = build_store(REPO, store, args.build_timeout)
     if not built["ok"]:

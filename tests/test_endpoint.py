@@ -11,11 +11,11 @@ import pyoxigraph as ox
 import pytest
 import rdflib
 import requests
-from flask import Flask
 from namkg.config import Config
 from namkg.iris import Iris
 from namkg.query.executor import Executor
-from namkg.web.endpoint import make_blueprint
+from namkg.web.app import make_app as mount_owners
+from namkg.web.endpoint import SparqlViews
 from namkg.web.protocol import SD
 from rdflib.plugins.stores.sparqlstore import SPARQLStore
 from SPARQLWrapper import CSV, JSON, JSONLD, POST, POSTDIRECTLY, TURTLE, XML, SPARQLWrapper
@@ -58,8 +58,9 @@ N_TRIPLES = 3 + 2 * N_ENTITIES
 
 
 def make_app(executor, config, *, update_executor=None, ui=False):
-    app = Flask(__name__)
-    app.register_blueprint(make_blueprint(executor, config, IRIS, update_executor=update_executor))
+    """The SPARQL views alone, mounted as the server mounts them (route table and chain)."""
+    app = mount_owners({"sparql": SparqlViews(executor, config, IRIS,
+                                              update_executor=update_executor)}, config)
     if ui:
         app.add_url_rule("/", "ui", lambda: ("<html>YASGUI</html>", 200,
                                              {"Content-Type": "text/html; charset=utf-8"}))

@@ -20,8 +20,9 @@ from flask import Flask
 from namkg.config import Config
 from namkg.iris import Iris
 from namkg.query.executor import Executor
-from namkg.web.endpoint import make_blueprint
-from namkg.web.pages import DATA_FORMATS, make_pages_blueprint
+from namkg.web.app import make_app as mount_owners
+from namkg.web.endpoint import SparqlViews
+from namkg.web.pages import DATA_FORMATS, Pages
 from rdflib.compare import isomorphic
 
 from .conftest import serve
@@ -120,10 +121,9 @@ def build_store(path: Path) -> None:
 
 
 def make_app(executor, config: Config) -> Flask:
-    app = Flask("namkg.web.app")
-    app.register_blueprint(make_blueprint(executor, config, IRIS))
-    app.register_blueprint(make_pages_blueprint(executor, config, IRIS, examples=EXAMPLES))
-    return app
+    """The SPARQL views and the pages, mounted as the server mounts them."""
+    return mount_owners({"sparql": SparqlViews(executor, config, IRIS),
+                         "pages": Pages(executor, config, IRIS, EXAMPLES)}, config)
 
 
 @contextlib.contextmanager
@@ -331,7 +331,7 @@ def test_odd_slugs_and_traversal_are_refused(site, path):
     finally:
         conn.close()
     assert resp.status == 404, (path, resp.status)
-    assert "root:" not in body and "make_pages_blueprint" not in body
+    assert "root:" not in body and "def entity_view" not in body
 
 
 # ---------------------------------------------------------------- ontology

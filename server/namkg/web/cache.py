@@ -5,8 +5,9 @@ request on the same build gets the same answer: a repeated query need not run ag
 the response cache a caching proxy would give in front of the endpoint, except that it knows
 exactly when the data changes (a new build) and which queries are not repeatable.
 
-Kept: successful (200) answers to query requests whose answer depends on nothing but the
-request line, ``Content-Type``, ``Accept`` and a small body. Never kept: errors, timeouts, and
+Kept: successful (200) answers to query requests, and pages, whose answer depends on nothing
+but the request line, ``Host``, ``Content-Type``, ``Accept`` and a small body (the routes
+flagged ``cached`` in :mod:`namkg.web.routes`). Never kept: errors, timeouts, and
 queries whose text mentions a function that differs per call (``RAND``, ``NOW``, ``UUID``,
 ``STRUUID``, ``BNODE``), ``SERVICE`` (someone else's data) or a ``\\u`` escape (which could
 spell either); the test is on the raw text, so a false alarm only costs a cache miss.
@@ -71,7 +72,10 @@ def request_key(environ, method: str) -> tuple | None:
         if len(body) != int(length):  # the client sent less: the handler will say so
             return None
     return ("GET" if method == "HEAD" else method, environ.get("QUERY_STRING", ""),
-            environ.get("CONTENT_TYPE", ""), environ.get("HTTP_ACCEPT", ""), body)
+            environ.get("CONTENT_TYPE", ""), environ.get("HTTP_ACCEPT", ""), body,
+            # where: pages name their own URL (request.url_root) in what they say
+            environ.get("PATH_INFO", ""), environ.get("SCRIPT_NAME", ""),
+            environ.get("HTTP_HOST", ""), environ.get("wsgi.url_scheme", ""))
 
 
 class ResponseCache:

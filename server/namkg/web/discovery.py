@@ -20,11 +20,10 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pyoxigraph as ox
-from flask import Blueprint, Response, abort, current_app, request, send_file
+from flask import Response, abort, current_app, request, send_file
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..iris import GRAPH_NAMES, Iris
-from .conditional import conditional
 from .protocol import ProtocolError, negotiate
 
 DUMPS = {  # file name -> format; the whole dataset, graphs kept where the format can
@@ -229,21 +228,3 @@ def sitemap() -> Response:
         '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' + urls + "</urlset>\n"
     )
     return Response(body, content_type="application/xml; charset=utf-8")
-
-
-ROUTES = [  # rule, endpoint, view
-    ("/dataset", "dataset", dataset),
-    ("/.well-known/void", "well_known_void", dataset),
-    ("/dumps/<name>", "dump", dump),
-    ("/robots.txt", "robots", robots),
-    ("/sitemap.xml", "sitemap", sitemap),
-]
-
-
-def make_discovery_blueprint() -> Blueprint:
-    """The routes of ``ROUTES``; every one but the dumps (which have their own file
-    validators) gets the build's ETag/Last-Modified."""
-    bp = Blueprint("discovery", __name__)
-    for rule, endpoint, view in ROUTES:
-        bp.add_url_rule(rule, endpoint, view if endpoint == "dump" else conditional(view))
-    return bp

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from threading import Lock
 from typing import NamedTuple
 
-from flask import Blueprint, Response, current_app, g, request, url_for
+from flask import Response, current_app, request, url_for
 
 from ..config import Config
 from ..iris import GRAPH_NAMES, Iris
@@ -55,6 +55,8 @@ class Answer(NamedTuple):
 
 
 ARRIVED = "namkg.arrived"  # WSGI environ key: time.monotonic() when the request reached us
+BUILDS = "namkg.builds"  # WSGI environ key: a list the builds that answered are added to
+TEXT = "namkg.text"  # WSGI environ key: the SPARQL text a Flask view read (for the access log)
 
 
 def deadline_of(environ, timeout: float) -> float:
@@ -105,7 +107,7 @@ def is_query(method: str, query_string: bytes) -> bool:
 
 def make_query_handler(executor, config: Config, iris: Iris):
     """``answer(request) -> Answer`` for a query request (see :func:`is_query`): the one
-    implementation of the protocol's query operation, behind Flask and the WSGI fast path."""
+    implementation of the protocol's query operation."""
     allowlist, max_body, limit = config.service_allowlist, config.max_body, config.result_limit
     timeout = config.query_timeout
     checked = _SafeTexts()
@@ -208,19 +210,34 @@ class _SafeTexts:
                     self.seen.popitem(last=False)
 
 
-def make_blueprint(executor, config: Config, iris: Iris, *, update_executor=None,
-                   answer_query=None) -> Blueprint:
-    """Routes over ``executor`` (read-only queries) and ``update_executor`` (writable, optional).
+class SparqlViews:
+    """The views of ``/sparql`` and ``/update`` (see :mod:`namkg.web.routes`) over ``executor``
+    (read-only queries) and ``update_executor`` (writable, optional). Updates are enabled only
+    when both ``config.update_token`` and ``update_executor`` are set.
 
-    Updates are enabled only when both ``config.update_token`` and ``update_executor`` are set.
-    ``answer_query``: the :func:`make_query_handler` to share with the WSGI fast path (default:
-    one of its own).
-    """
-    bp = Blueprint("sparql", __name__)
-    updates_enabled = config.update_token is not None and update_executor is not None
+    ``query`` is a plain view (a werkzeug request in, an :class:`Answer` out): the chain gives
+    it every query request (:func:`is_query`); ``sparql`` answers the rest of ``/sparql``
+    (the service description, other methods)."""
 
-    def describe_service() -> Response:
-        accept = request.headers.get("Accept")
+    def __init__(self, executor, config: Config, iris: Iris, *, update_executor=None):
+        self.config, self.iris = config, iris
+        self.update_executor = update_executor
+        self.updates_enabled = config.update_token is not None and update_executor is not None
+        self.query = make_query_handler(executor, config, iris)
+
+    def sparql(self) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status=204, headers={"Allow": QUERY_ALLOW})
+        if request.method in _NOT_ALLOWED:
+            return error(405, f"{request.method} is not allowed here; query with GET or POST",
+                         {"Allow": QUERY_ALLOW})
+        try:
+            return self.describe_service()
+        except ProtocolError as exc:
+            return error(exc.status, exc.message, exc.headers)
+
+    def describe_service(self) -> Response:
+        config, accept = self.config, request.headers.get("Accept")
         formats = [v for k, v in parse_pairs(request.query_string) if k == "format" and v.strip()]
         ui = current_app.view_functions.get("ui")
         if ui is not None and not formats and (
@@ -232,38 +249,20 @@ def make_blueprint(executor, config: Config, iris: Iris, *, update_executor=None
             raise ProtocolError(406, "The service description is served as RDF: Turtle, "
                                      "N-Triples, N-Quads, TriG, RDF/XML or JSON-LD")
         body = service_description(
-            request.base_url, iris, GRAPH_NAMES, media=media,
-            update_url=url_for(".update", _external=True) if updates_enabled else None,
+            request.base_url, self.iris, GRAPH_NAMES, media=media,
+            update_url=url_for("update", _external=True) if self.updates_enabled else None,
             federated=bool(config.service_allowlist),
             timeout=config.query_timeout, result_limit=config.result_limit,
         )
         return Response(body, content_type=with_charset(media), headers={"Vary": "Accept"})
 
-    answer_query = answer_query or make_query_handler(executor, config, iris)
-
-    @bp.route("/sparql", methods=["GET", "POST", "OPTIONS", *_NOT_ALLOWED])
-    def sparql():
-        if request.method == "OPTIONS":
-            return Response(status=204, headers={"Allow": QUERY_ALLOW})
-        if request.method in _NOT_ALLOWED:
-            return error(405, f"{request.method} is not allowed here; query with GET or POST",
-                         {"Allow": QUERY_ALLOW})
-        if not is_query(request.method, request.query_string):
-            try:
-                return describe_service()
-            except ProtocolError as exc:
-                return error(exc.status, exc.message, exc.headers)
-        answer = answer_query(request)
-        g.sparql_text = answer.text  # the body stream is consumed: this is for access logs
-        return to_response(answer)
-
-    @bp.route("/update", methods=["GET", "POST", "OPTIONS", *_NOT_ALLOWED])
-    def update():
+    def update(self) -> Response:
+        config = self.config
         if request.method == "OPTIONS":
             return Response(status=204, headers={"Allow": UPDATE_ALLOW})
         if request.method != "POST":
             return error(405, "Updates must be POSTed", {"Allow": UPDATE_ALLOW})
-        if not updates_enabled:
+        if not self.updates_enabled:
             return error(403, "Updates are disabled on this endpoint")
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
@@ -274,9 +273,9 @@ def make_blueprint(executor, config: Config, iris: Iris, *, update_executor=None
             return error(403, "Wrong update token")
         try:
             req = parse_update_request(request, max_body=config.max_body)
-            g.sparql_text = req.text
+            request.environ[TEXT] = req.text  # for the access log
             check_update(req.text, allowlist=config.service_allowlist)
-            update_executor.update(req.text)
+            self.update_executor.update(req.text)
         except ProtocolError as exc:
             return error(exc.status, exc.message, exc.headers)
         except UnsafeQuery as exc:
@@ -284,8 +283,6 @@ def make_blueprint(executor, config: Config, iris: Iris, *, update_executor=None
         except QueryError as exc:
             return to_response(_query_error(exc))
         return Response(status=204)
-
-    return bp
 
 
 def _brace_hint(req, text: str | None) -> str:

@@ -10,27 +10,25 @@ ask for, by ``Accept`` (read by protocol.py's negotiator, the endpoint's own) or
 IRIs are minted under ``https://w3id.org/nam-kg/``, whose redirect (303, docs/w3id/.htaccess)
 separates the thing from the document about it; see README, "Linked data".
 
->>> [rule for rule, _, _ in ROUTES][:4]
-['/', '/id/<path:slug>', '/ontology', '/ontology.<ext>']
 >>> valid_slug("azerbaijan"), valid_slug("a/b.c~d"), valid_slug("../etc"), valid_slug("a\\\\b")
 (True, True, False, False)
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import defaultdict
+from pathlib import Path
 
 import pyoxigraph as ox
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Response, render_template, request, send_from_directory, url_for
 from werkzeug.routing import BuildError
 
 from ..config import Config
 from ..iris import GRAPH_NAMES, Iris
 from ..query.executor import QueryError
-from .conditional import conditional
 from .discovery import DUMPS
+from .endpoint import BUILDS
 from .page_models import (
     SEGMENT,
     WELL_KNOWN,
@@ -44,20 +42,7 @@ from .page_models import (
 )
 from .protocol import best_offer, media_type, parse_accept, preferred_quality
 
-# Every route of this module: (rule, endpoint, method of Pages). "/" is registered on the app
-# itself as "ui": endpoint.py answers a browser's GET /sparql with view_functions["ui"].
-# The vendored YASGUI files are served from /static/yasgui/ (the blueprint's static folder).
-ROUTES = [
-    ("/", "ui", "ui"),
-    ("/id/<path:slug>", "entity", "entity"),
-    ("/ontology", "ontology", "ontology"),
-    ("/ontology.<ext>", "ontology_file", "ontology"),
-    ("/ontology/<version>", "ontology_version", "ontology_version"),
-    ("/graph/<name>", "graph", "graph"),
-    ("/build", "build", "build"),
-    ("/build.<ext>", "build_file", "build"),
-]
-
+STATIC = Path(__file__).parent / "static" / "yasgui"  # vendored YASGUI (its README, LICENSE)
 HTML = "text/html"
 JSON_RESULTS = "application/sparql-results+json"
 # Suffix -> media type of each representation; HTML first, then the RDF formats.
@@ -150,13 +135,18 @@ class Pages:
         ) + "\n"
 
     def select(self, sparql: str) -> list[dict]:
-        result = self.executor.query(self.prologue + sparql, solutions_format=JSON_RESULTS,
-                                     graph_format=None)
+        result = self.run(sparql, solutions_format=JSON_RESULTS, graph_format=None)
         return json.loads(result.body)["results"]["bindings"]
 
     def construct(self, sparql: str, media: str):
-        return self.executor.query(self.prologue + sparql, solutions_format=None,
-                                   graph_format=WRITTEN_AS.get(media, media))
+        return self.run(sparql, solutions_format=None, graph_format=WRITTEN_AS.get(media, media))
+
+    def run(self, sparql: str, **formats):
+        result = self.executor.query(self.prologue + sparql, **formats)
+        builds = request.environ.get(BUILDS)
+        if builds is not None:  # the chain keeps a page only if one build answered it all
+            builds.append(result.build)
+        return result
 
     def labels(self, iris) -> dict[str, dict[str, str]]:
         """rdfs:label of each IRI, by language ('' for none); one query for all."""
@@ -219,9 +209,13 @@ class Pages:
 
     # ------------------------------------------------------------ views
 
+    def static(self, filename: str) -> Response:
+        """YASGUI's vendored files (``send_from_directory`` refuses paths leaving the folder)."""
+        return send_from_directory(STATIC, filename)
+
     def ui(self) -> Response:
         try:
-            endpoint = url_for("sparql.sparql")
+            endpoint = url_for("sparql")
         except BuildError:  # the SPARQL blueprint is not mounted (a pages-only app)
             endpoint = request.script_root + "/sparql"
         body = render_template(
@@ -476,33 +470,6 @@ def _not_acceptable() -> Response:
                           {"Vary": "Accept"})
 
 
-def _query_error(exc: QueryError) -> Response:
+def query_error_response(exc: QueryError) -> Response:
+    """A failed query (timeout, busy) as an error page or text, with its Retry-After."""
     return error_response(exc.status, "Query failed", exc.message, exc.http_headers())
-
-
-# ---------------------------------------------------------------- blueprint
-
-
-def make_pages_blueprint(executor, config: Config, iris: Iris, *,
-                         examples: list[dict]) -> Blueprint:
-    """The page routes of ``ROUTES`` over ``executor``; YASGUI's files under /static/yasgui/."""
-    pages = Pages(executor, config, iris, examples)
-    bp = Blueprint("pages", __name__, template_folder="templates",
-                   static_folder="static/yasgui", static_url_path="/static/yasgui")
-
-    def guarded(view):
-        @functools.wraps(view)
-        def run(**kwargs):
-            try:
-                return view(**kwargs)
-            except QueryError as exc:
-                return _query_error(exc)
-        return run
-
-    for rule, endpoint, method in ROUTES:
-        view = conditional(guarded(getattr(pages, method)))
-        if endpoint == "ui":
-            bp.record_once(lambda state, r=rule, v=view: state.app.add_url_rule(r, "ui", v))
-        else:
-            bp.add_url_rule(rule, endpoint, view)
-    return bp

@@ -56,7 +56,7 @@ from granian.wsgi import _callback_wrapper
 
 from ..config import Config
 from .app import create_app
-from .edge import CORS  # so that a browser's client can read gate answers too
+from .chain import CORS  # so that a browser's client can read gate answers too
 from .endpoint import ARRIVED
 
 log = logging.getLogger("namkg.web.serve")
