@@ -18,7 +18,8 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from namkg.shacl.validation import ENGINES, ValidationCrash, judge, term_str
+from namkg.shacl.engines import ENGINES, judge
+from namkg.shacl.terms import ValidationCrash, term_str
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.collection import Collection
 from rdflib.namespace import RDF, SH, XSD

@@ -3,7 +3,7 @@
 An unchanged copy of the suite, with its provenance and licence, is at
 ``../shared/w3c-shacl-tests`` from the project's root (CI has it too); the tests skip, saying
 so, where it is missing. Each approved test is validated the way the CLI
-does (:func:`namkg.shacl.validation.judge` on graphs parsed by our loader) and compared with the
+does (:func:`namkg.shacl.engines.judge` on graphs parsed by our loader) and compared with the
 manifest's expected report: ``sh:conforms`` and every result on focus node, path, value (an RDF
 term, literals exact: ``"4.0"^^xsd:decimal`` is not ``"4"``), source shape, constraint
 component and severity; messages are not compared. ``sht:Failure`` expects the engine to refuse.
@@ -21,6 +21,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from namkg.shacl.engines import ENGINES, judge
+from namkg.shacl.load import load_graph
 from namkg.shacl.terms import (
     SEVERITIES,
     ValidationCrash,
@@ -29,7 +31,6 @@ from namkg.shacl.terms import (
     path_string,
     term_str,
 )
-from namkg.shacl.validation import ENGINES, judge, load_graph
 from rdflib import BNode, Graph, URIRef
 from rdflib.collection import Collection
 from rdflib.namespace import SH

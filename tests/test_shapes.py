@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from namkg.cli import main
-from namkg.shacl.validation import ENGINES, Report, load_graph, validate, validate_shapes
+from namkg.shacl.load import load_graph
+from namkg.shacl.validation import ENGINES, Report, validate, validate_shapes
 from rdflib import RDF, Graph, URIRef
 from rdflib.namespace import SH
 

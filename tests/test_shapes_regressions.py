@@ -19,10 +19,11 @@ from pathlib import Path
 import pyoxigraph as ox
 import pyshacl
 import pytest
-from namkg.shacl.validation import load_graph, validate
+from namkg.shacl.engines import rdflib_default_datatypes
+from namkg.shacl.load import load_graph
+from namkg.shacl.validation import validate
 from rdflib import Graph, Literal
 from rdflib.namespace import SH, XSD
-from rdflib.term import XSDToPython, _toPythonMapping
 
 REPO = Path(__file__).resolve().parent.parent
 SHAPES = REPO / "ontology" / "shapes.ttl"
@@ -36,14 +37,10 @@ pytestmark = pytest.mark.filterwarnings(
 
 @pytest.fixture
 def rdflib_defaults():
-    """rdflib's own literal conversions, as in namkg.shacl.validation: owlrl (pyshacl's RDFS
-    inference), if anything ran it in this process, replaces them globally."""
-    saved = dict(_toPythonMapping)
-    _toPythonMapping.clear()
-    _toPythonMapping.update(XSDToPython)
-    yield
-    _toPythonMapping.clear()
-    _toPythonMapping.update(saved)
+    """rdflib's own literal conversions, as validation runs: owlrl (pyshacl's RDFS inference),
+    if anything ran it in this process, replaces them globally."""
+    with rdflib_default_datatypes():
+        yield
 
 
 def flagged(data: Graph, shapes: str) -> list[str]:

@@ -30,25 +30,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from namkg.shacl import oxigraph as sx
+from namkg.shacl.engines import ENGINES as VALIDATION_ENGINES
+from namkg.shacl.engines import rdflib_default_datatypes, violations_from_graph
+from namkg.shacl.load import InputError, load_graph
 from namkg.shacl.sparql import DataStore, plan_checks
-from namkg.shacl.validation import ENGINES as VALIDATION_ENGINES
-from namkg.shacl.validation import (
-    InputError,
-    Report,
-    ValidationCrash,
-    Violation,
-    _rdflib_default_datatypes,
-    load_graph,
-    parse_path,
-    path_string,
-    validate,
-    validate_shapes,
-    violations_from_graph,
-)
-from rdflib import BNode, Graph, URIRef
+from namkg.shacl.terms import ValidationCrash, Violation, parse_path, path_string
+from namkg.shacl.validation import Report, validate, validate_shapes
+from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.collection import Collection
 from rdflib.namespace import RDF, SH, XSD
-from rdflib.term import _toPythonMapping
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "validation"
@@ -300,7 +290,7 @@ def test_value_checks_in_sparql_decide_as_pyshacl(value_engine, term):
     data = Graph()
     data.add((URIRef(EX + "a"), RDF.type, URIRef(EX + "C")))
     data.add((URIRef(EX + "s"), URIRef(EX + "p"), value))
-    with _rdflib_default_datatypes():
+    with rdflib_default_datatypes():
         for (c, ok), text in zip(checks, VALUE_CHECKS, strict=True):
             ask = f"ASK {{ <{EX}s> <{EX}p> ?v FILTER(COALESCE({ok}, false)) }}"
             sparql = bool(store.query(ask, custom_functions=engine.functions))
@@ -348,15 +338,18 @@ def test_less_than_or_equals_on_years_is_a_clear_error_not_a_traceback(engine):
     assert "compare STR()" in str(err.value)
 
 
+def year_value():
+    return Literal("2011", datatype=XSD.gYear).value  # None with rdflib's own conversions
+
+
 @pytest.fixture
 def rdfs_inference_ran():
     """pyshacl's RDFS inference (owlrl) swaps rdflib's literal conversions for the process."""
-    saved = dict(_toPythonMapping)
-    pyshacl.validate(Graph(), shacl_graph=Graph(), inference="rdfs")
-    assert _toPythonMapping[XSD.gYear] is not None  # gYear literals now get Python values
-    yield
-    _toPythonMapping.clear()
-    _toPythonMapping.update(saved)
+    with rdflib_default_datatypes():  # the conversions before, given back afterwards
+        assert year_value() is None
+        pyshacl.validate(Graph(), shacl_graph=Graph(), inference="rdfs")
+        assert year_value() is not None  # gYear literals now get Python values
+        yield
 
 
 def test_results_do_not_depend_on_owlrl_having_run(rdfs_inference_ran):
@@ -364,7 +357,7 @@ def test_results_do_not_depend_on_owlrl_having_run(rdfs_inference_ran):
     with pytest.raises(ValidationCrash):
         run(FIXTURES / "gyear-less-than-or-equals.ttl", "pyshacl")
     assert len(run(FIXTURES / "gyear-min-inclusive.ttl", "pyshacl").violations) == 2
-    assert _toPythonMapping[XSD.gYear] is not None  # the caller's state is given back
+    assert year_value() is not None  # the caller's state is given back
 
 
 # ---------------------------------------------------------------------------- input errors
@@ -529,3 +522,13 @@ def test_paths_render_as_sparql_and_parse_back(tree):
     assert path_string(g2, parse_path(text, g2)) == text
     sparql = text if text.startswith(("<", "^", "(")) else f"<{text}>"
     list(ox.Store().query(f"SELECT * WHERE {{ ?s {sparql} ?o }}"))  # valid SPARQL path syntax
+
+
+@pytest.mark.parametrize("text", ["^!<urn:p>", "(!(<urn:p>|<urn:q>))*", "<urn:p>/ex:q", "(<urn:p>",
+                                  "<urn:p>//<urn:q>", "^<urn:p q>"])
+def test_paths_parse_only_what_a_shacl_path_says(text):
+    # rdflib's SPARQL grammar reads negated property sets and prefixed names too
+    g = Graph()
+    with pytest.raises(ValueError):
+        parse_path(text, g)
+    assert len(g) == 0
