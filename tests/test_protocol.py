@@ -37,7 +37,9 @@ NEGOTIATION = [
     ("", None, JSON, TTL),
     ("*/*", None, JSON, TTL),
     ("*", None, JSON, TTL),
+    ("*;q=0.5", None, JSON, TTL),
     ("garbage", None, JSON, TTL),  # nothing valid: as if absent
+    (";;;,,,q=x/y, */x", None, JSON, TTL),
     (JSON, None, JSON, None),
     (XML, None, XML, None),
     ("text/csv", None, CSV, None),
@@ -71,9 +73,15 @@ NEGOTIATION = [
     (f"*/*;q=0.1, text/*;q=0.5, {TTL};q=0.3", None, CSV, TTL),
     (f"text/*;q=0.9, {RDFXML}", None, CSV, RDFXML),
     (f"{JSON}, {TTL}", None, JSON, TTL),  # one header serving both query forms
-    # ties go to the server's preference
+    # ties go to the server's preference, but at equal q a named type beats a wildcard
     (f"{TSV}, {CSV}", None, CSV, None),
     (f"{JSONLD}, {NT}", None, None, NT),
+    (f"{RDFXML}, */*", None, JSON, RDFXML),
+    (f"text/*, {TSV}", None, TSV, TTL),
+    # parameters: our formats are named through them (we write UTF-8 whatever the charset)
+    (f"{TTL};charset=utf-8", None, None, TTL),
+    ("text/plain;charset=utf-8;q=0.5, */*;q=0.1", None, CSV, NT),
+    ("a/b," * 2000 + CSV, None, CSV, None),  # a long header of others: the one that counts
     # what real clients send
     (BROWSER, None, XML, RDFXML),
     (f"{XML}, {RDFXML}", None, XML, RDFXML),  # rdflib SPARQLStore
@@ -123,7 +131,33 @@ def test_unknown_format_param_is_400(fmt):
 
 def test_parse_accept_skips_malformed_and_reads_q():
     ranges = parse_accept('a/b;q=0.3;ext=1, c/*, */x, x;q=1, d/e;p="q=0,z";q=0.25, f/g;q=abc')
-    assert [(r.bare, r.q) for r in ranges] == [("a/b", 0.3), ("c/*", 1.0), ("d/e", 0.25)]
+    # most specific first; a parameter after q belongs to the range (RFC 9110 has no accept-ext)
+    assert list(ranges) == [("a/b; ext=1", 0.3), ('d/e; p="q=0,z"', 0.25), ("c/*", 1)]
+    assert not parse_accept("garbage, */x, x;q=1") and not parse_accept(None)
+
+
+# RFC 9110 §12.5.1's example: the most specific range decides, parameters included.
+RFC_ACCEPT = ("text/*;q=0.3, text/plain;q=0.7, text/plain;format=flowed, "
+              "text/plain;format=fixed;q=0.4, */*;q=0.5")
+
+
+@pytest.mark.parametrize(
+    "accept, media, q",
+    [
+        (RFC_ACCEPT, "text/plain;format=flowed", 1.0),
+        (RFC_ACCEPT, "text/plain", 0.7),
+        (RFC_ACCEPT, "text/html", 0.3),
+        (RFC_ACCEPT, "image/jpeg", 0.5),
+        (RFC_ACCEPT, "text/plain;format=fixed", 0.4),
+        ("text/html;level=1;q=0, */*;q=0.5", "text/html", 0.5),  # not a range for text/html
+        ("text/html;q=0, */*", "text/html", 0.0),  # q=0: not acceptable
+        ("TEXT/HTML;q=0.2", "text/html", 0.2),
+        ("*", "text/html", 1.0),
+        (None, "text/html", 1.0),
+    ],
+)
+def test_preferred_quality(accept, media, q):
+    assert preferred_quality(accept, media) == q
 
 
 @pytest.mark.parametrize(
@@ -135,6 +169,7 @@ def test_parse_accept_skips_malformed_and_reads_q():
         (None, False),
         (f"text/html;q=0.5, {TTL}", False),
         (f"text/html, {TTL}", False),
+        (f"text/html;level=1, {TTL};q=0.5", False),
     ],
 )
 def test_html_preference(accept, html_wins):

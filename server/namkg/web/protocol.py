@@ -13,19 +13,22 @@ Negotiated(solutions=None, graph='text/turtle')
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
 import pyoxigraph as ox
+from werkzeug.datastructures import MIMEAccept
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_accept_header
 
 from ..iris import GRAPH_NAMES, Iris
 
 QRF, RDF = ox.QueryResultsFormat, ox.RdfFormat
 
-# Server preference order: the first is the default, and ties in Accept go to the earlier one.
+# Server preference order: the first is the default, and ties in Accept (equal q from equally
+# specific ranges) go to the earlier one.
 SOLUTION_FORMATS: tuple[ox.QueryResultsFormat, ...] = (QRF.JSON, QRF.XML, QRF.CSV, QRF.TSV)
 GRAPH_FORMATS: tuple[ox.RdfFormat, ...] = (
     RDF.TURTLE, RDF.N_TRIPLES, RDF.N_QUADS, RDF.TRIG, RDF.RDF_XML, RDF.JSON_LD,
@@ -68,81 +71,33 @@ def format_iri(fmt) -> str:
 
 
 # ---------------------------------------------------------------- Accept header
+#
+# werkzeug parses the header and does the matching of RFC 9110 §12.5.1: the most specific range
+# that matches an offer gives its q (parameters count: ``text/html;level=1`` is not a range for
+# ``text/html``), q=0 is "not acceptable", a range with an invalid q is dropped, and at equal q
+# a range naming the type beats a wildcard, then the earlier offer (our preference) wins. Ours on
+# top: the other names of our formats, and what to do with a header that says nothing usable.
+
+_RANGE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_ANY = MIMEAccept([("*/*", 1)])
 
 
-@dataclass(frozen=True)
-class MediaRange:
-    type: str
-    subtype: str
-    q: float
+def parse_accept(header: str | None) -> MIMEAccept:
+    """The valid media ranges of an Accept header, most specific first; malformed ones are
+    skipped, so a header with none is falsy (callers then read it as ``*/*``).
 
-    @property
-    def specificity(self) -> int:
-        return (self.type != "*") + (self.subtype != "*")
-
-    @property
-    def bare(self) -> str:
-        return f"{self.type}/{self.subtype}"
-
-
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_RANGE = re.compile(rf"^\s*({_TOKEN})/({_TOKEN})\s*$")
-_QVALUE = re.compile(r"^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$")
-# Split on commas and semicolons outside quoted strings (profile IRIs may be quoted).
-_PARTS = re.compile(r'(?:[^,;"]|"(?:[^"\\]|\\.)*")+|[,;]')
-
-
-def parse_accept(header: str | None) -> list[MediaRange]:
-    """The valid media ranges of an Accept header; malformed ones are skipped.
-
-    >>> [(r.bare, r.q) for r in parse_accept('text/html, */*;q=0.1, bad, a/b;q=7')]
-    [('text/html', 1.0), ('*/*', 0.1)]
-    >>> [r.bare for r in parse_accept('*')]  # seen from old clients; means */*
-    ['*/*']
+    >>> parse_accept('text/html, */*;q=0.1, bad, */x, a/b;q=7')
+    MIMEAccept([('text/html', 1), ('*/*', 0.1)])
+    >>> parse_accept('*')  # seen from old clients; means */*
+    MIMEAccept([('*/*', 1)])
     """
-    ranges: list[MediaRange] = []
-    elements: list[list[str]] = [[]]
-    for token in _PARTS.findall(header or ""):
-        if token == ",":
-            elements.append([])
-        elif token != ";":
-            elements[-1].append(token.strip())
-    for element in elements:
-        if not element or not element[0]:
-            continue
-        name = "*/*" if element[0] == "*" else element[0]
-        match = _RANGE.match(name)
-        if not match:
-            continue
-        type_, subtype = match.group(1).lower(), match.group(2).lower()
-        if type_ == "*" and subtype != "*":
-            continue
-        q = 1.0
-        for param in element[1:]:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                value = value.strip()
-                q = float(value) if _QVALUE.match(value) else -1.0
-                break  # parameters after q are accept-extensions, not part of the range
-        if q >= 0:
-            ranges.append(MediaRange(type_, subtype, q))
-    return ranges
-
-
-def _quality(ranges: Sequence[MediaRange], canonical: str, is_alias) -> float:
-    """q of one offer: from the most specific matching range; aliases match only exactly."""
-    type_ = canonical.split("/")[0]
-    best, best_spec = 0.0, -1
-    for r in ranges:
-        if r.specificity == 2:
-            matches = r.bare == canonical or is_alias(r.bare)
-        elif r.specificity == 1:
-            matches = r.type == type_
-        else:
-            matches = True
-        if matches and (r.specificity > best_spec or (r.specificity == best_spec and r.q > best)):
-            best, best_spec = r.q, r.specificity
-    return best
+    ranges = []
+    for value, q in parse_accept_header(header, MIMEAccept):
+        bare, sep, params = value.partition(";")
+        bare = "*/*" if bare.strip() == "*" else bare.strip()
+        if _RANGE.fullmatch(bare) and (bare == "*/*" or not bare.startswith("*/")):
+            ranges.append((bare + sep + params, q))
+    return MIMEAccept(ranges)
 
 
 def _resolve(family, name: str):
@@ -157,13 +112,41 @@ def _resolve(family, name: str):
     return fmt if fmt in SOLUTION_FORMATS else None
 
 
-def best_offer(ranges: Sequence[MediaRange], family, offers) -> tuple[object | None, float]:
-    best, best_q = None, 0.0
-    for fmt in offers:  # in preference order, so ties keep the earlier offer
-        q = _quality(ranges, media_type(fmt), lambda name, f=fmt: _resolve(family, name) == f)
-        if q > best_q:
-            best, best_q = fmt, q
-    return best, best_q
+@lru_cache(maxsize=512)
+def _in_terms_of(family, value: str) -> str:
+    """A range renamed to the media type of the format of ``family`` it names, if any.
+
+    pyoxigraph's table knows the other names (``text/plain`` is N-Triples or CSV,
+    ``application/json`` JSON-LD or SPARQL JSON, ``text/n3`` Turtle) and reads through parameters
+    (we write UTF-8 whatever the charset asked; a JSON-LD profile gets plain JSON-LD).
+
+    >>> _in_terms_of(RDF, "text/plain;charset=utf-8"), _in_terms_of(QRF, "text/plain")
+    ('application/n-triples', 'text/csv')
+    """
+    fmt = _resolve(family, value)
+    return media_type(fmt) if fmt is not None else value
+
+
+def _bare(value: str) -> str:
+    return value.partition(";")[0].strip().lower()
+
+
+def best_offer(ranges: MIMEAccept, family, offers) -> tuple[object | None, float]:
+    """The format among ``offers`` (in preference order) the client takes, and its q.
+
+    >>> best_offer(parse_accept("application/rdf+xml, */*"), RDF, GRAPH_FORMATS)  # named wins
+    (<RdfFormat RDF/XML>, 1.0)
+    >>> best_offer(parse_accept("image/png"), RDF, GRAPH_FORMATS)
+    (None, 0.0)
+    """
+    offered = {media_type(fmt): fmt for fmt in offers}
+    # Only the ranges that can match an offer go to werkzeug, which tries each range on each
+    # offer: a long header of others (``a/b,`` * 2000) would cost tens of ms per request.
+    kinds = {"*/*", *offered, *(m.split("/")[0] + "/*" for m in offered)}
+    renamed = ((_in_terms_of(family, value), q) for value, q in ranges)
+    ranges = MIMEAccept(dict.fromkeys(r for r in renamed if _bare(r[0]) in kinds))
+    best = ranges.best_match(offered)
+    return (offered[best], float(ranges.quality(best))) if best else (None, 0.0)
 
 
 def preferred_quality(accept: str | None, media: str) -> float:
@@ -172,14 +155,12 @@ def preferred_quality(accept: str | None, media: str) -> float:
     >>> preferred_quality("text/html,application/xml;q=0.9,*/*;q=0.8", "text/html")
     1.0
     """
-    ranges = parse_accept(accept) or parse_accept("*/*")
-    return _quality(ranges, media, lambda name: False)
+    return float((parse_accept(accept) or _ANY).quality(media))
 
 
 def best_graph_quality(accept: str | None) -> float:
     """q of the RDF format negotiation would pick (compare with ``preferred_quality``)."""
-    ranges = parse_accept(accept) or parse_accept("*/*")
-    return best_offer(ranges, RDF, GRAPH_FORMATS)[1]
+    return best_offer(parse_accept(accept) or _ANY, RDF, GRAPH_FORMATS)[1]
 
 
 @dataclass(frozen=True)
@@ -246,7 +227,7 @@ _CACHED_ACCEPT = 512  # longer (odd, hostile) headers are not kept in the cache
 
 @lru_cache(maxsize=256)
 def _negotiate_accept(accept: str | None) -> Negotiated:
-    ranges = parse_accept(accept) or parse_accept("*/*")
+    ranges = parse_accept(accept) or _ANY
     sol = best_offer(ranges, QRF, SOLUTION_FORMATS)[0]
     graph = best_offer(ranges, RDF, GRAPH_FORMATS)[0]
     return Negotiated(sol and media_type(sol), graph and media_type(graph))
