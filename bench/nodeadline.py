@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.pkg import ours  # noqa: E402  (our package, named once there)
 
 layout, Config = ours("kg.layout"), ours("config").Config
-_executor = ours("query.executor")
-Result, UpdateRefused, answer = _executor.Result, _executor.UpdateRefused, _executor.answer
-query_job, unwrap = _executor.query_job, _executor.unwrap
+Result, UpdateRefused = ours("query.backend").Result, ours("query.backend").UpdateRefused
+answer = ours("query.results").answer  # what a worker does with a job
+query_job, unwrap = ours("query.messages").query_job, ours("query.messages").unwrap
 
 
 class InThread:
@@ -43,7 +43,7 @@ class InThread:
         job = query_job(sparql, solutions_format, graph_format, default_graphs, named_graphs,
                         base_iri, self.result_limit, self.result_bytes)
         # as a worker would answer; the build is the store path, as the executor gives it
-        return Result(*unwrap(answer(self.store, job))[1:], build=self.path)
+        return unwrap(answer(self.store, job)).result(self.path)
 
     def update(self, sparql: str, *, timeout=None) -> None:
         raise UpdateRefused("this endpoint is read-only: updates are not accepted")

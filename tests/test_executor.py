@@ -17,7 +17,6 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 from namkg.query.executor import (
-    _NICE_STEPS,
     Busy,
     Executor,
     NotAcceptable,
@@ -27,6 +26,7 @@ from namkg.query.executor import (
     UpdateRefused,
     WorkerCrashed,
 )
+from namkg.query.schedule import NICE_STEPS
 
 EX = "http://ex/"
 GRAPHS = [EX + "g0", EX + "g1", EX + "g2"]
@@ -447,7 +447,7 @@ def test_a_query_that_finished_before_keeps_its_priority(store_path, executors):
     e = executors(store_path, workers=1, timeout=20)
     assert e.known_cost(HEAVY) is None
     assert highest_nice_while(e, HEAVY) > 0  # unknown: demoted by the CPU it burns
-    assert e.known_cost(HEAVY) > _NICE_STEPS[0][0]
+    assert e.known_cost(HEAVY) > NICE_STEPS[0][0]
     assert highest_nice_while(e, HEAVY) == 0  # known: within its grace
 
 

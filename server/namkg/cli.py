@@ -14,7 +14,7 @@ from .kg import build as builder
 from .kg import wikidata
 from .kg.layout import Sources, open_store
 from .kg.publish import PublishError, publish_repo
-from .query.remote import credentials_from_env
+from .query.auth import credentials_from_env
 from .shacl.validation import InputError, ValidationCrash
 from .shacl.validation import validate as run_validation
 from .web.protocol import ProtocolError, negotiate

@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 import pyoxigraph as ox
 import requests
 
-from ..query.remote import check_url, http_auth
+from ..query.auth import check_url, http_auth
 from ..shacl import validation
 from .layout import Sources, open_store
 

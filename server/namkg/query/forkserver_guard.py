@@ -1,4 +1,4 @@
-"""Imported by the query executor's fork server only (see ``executor._preload``): the fork
+"""Imported by the query executor's fork server only (see ``worker.preload``): the fork
 server ends when the process that started it (the HTTP worker) ends.
 
 Its query workers already die with the fork server (``PR_SET_PDEATHSIG`` in each worker), so

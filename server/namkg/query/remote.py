@@ -26,7 +26,7 @@ How it answers, and why:
   503 (:class:`BackendUnavailable`, a :class:`WorkerCrashed`), other remote failures 502.
 
 Credentials (Digest, as Virtuoso's ``/sparql-auth`` wants, Basic, or a Bearer token) are sent
-only when the remote asks for them and never appear in messages or logs.
+only when the remote asks for them and never appear in messages or logs (:mod:`.auth`).
 
 >>> query_form("PREFIX select: <x:> # ASK\\nconstruct { ?s select:a 'ask' } WHERE {}")
 'graph'
@@ -37,19 +37,17 @@ only when the remote asks for them and never appear in messages or logs.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit
+from collections.abc import Sequence
 
 import pyoxigraph as ox
 import requests
-from requests.auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth
 
 from ..iris import Iris
-from .executor import (
+from .auth import check_url, credentials_from_env, http_auth
+from .backend import (
     Busy,
     NotAcceptable,
     QueryError,
@@ -61,8 +59,9 @@ from .executor import (
 )
 from .safety import Lexer, declares_dataset
 
-__all__ = ["BackendUnavailable", "RemoteExecutor", "credentials_from_env", "http_auth",
-           "query_form"]
+# check_url, credentials_from_env and http_auth: also here for those who took them from here.
+__all__ = ["BackendUnavailable", "RemoteExecutor", "check_url", "credentials_from_env",
+           "http_auth", "query_form"]
 
 SOLUTIONS_WIRE = "application/sparql-results+json"
 GRAPH_WIRE = "application/n-triples"
@@ -91,113 +90,6 @@ def query_form(sparql: str) -> str | None:
             if word not in ("prefix", "base"):
                 return None
     return None
-
-
-# ---------------------------------------------------------------- credentials
-
-
-class ChallengeAuth(AuthBase):
-    """User and password, sent only when the server asks, in the scheme it asks for.
-
-    Digest (Virtuoso's ``-auth`` endpoints) is answered by requests' own handler; a Basic
-    challenge (Fuseki, GraphDB) is answered here, and Basic is then sent up front.
-    """
-
-    def __init__(self, user: str, password: str):
-        self._digest = HTTPDigestAuth(user, password)
-        self._basic = HTTPBasicAuth(user, password)
-        self._scheme: str | None = None
-
-    def __call__(self, r):
-        if self._scheme == "basic":
-            return self._basic(r)
-        r = self._digest(r)
-        r.register_hook("response", self._answer_basic)
-        return r
-
-    def _answer_basic(self, r, **kwargs):
-        challenge = r.headers.get("www-authenticate", "")
-        if (r.status_code != 401 or self._scheme == "basic"
-                or not re.search(r"\bbasic\b", challenge, re.I)
-                or re.search(r"\bdigest\b", challenge, re.I)):
-            return r
-        self._scheme = "basic"
-        r.content  # noqa: B018 - read the body so the connection can be reused
-        r.close()
-        prep = r.request.copy()
-        self._basic(prep)
-        again = r.connection.send(prep, **kwargs)
-        again.history.append(r)
-        again.request = prep
-        return again
-
-    def __repr__(self) -> str:  # never the password
-        return "ChallengeAuth(***)"
-
-
-class BearerAuth(AuthBase):
-    def __init__(self, token: str):
-        self._token = token
-
-    def __call__(self, r):
-        r.headers["Authorization"] = "Bearer " + self._token
-        return r
-
-    def __repr__(self) -> str:
-        return "BearerAuth(***)"
-
-
-def http_auth(auth: tuple[str, str] | None = None, token: str | None = None) -> AuthBase | None:
-    """The requests auth for a user/password pair (Digest or Basic, as challenged) or a token."""
-    if auth is not None and token is not None:
-        raise ValueError("give a user and password or a token, not both")
-    if token is not None:
-        return BearerAuth(token)
-    if auth is not None:
-        return ChallengeAuth(*auth)
-    return None
-
-
-def credentials_from_env(user: str | None = None, password_env: str | None = None,
-                         token_env: str | None = None,
-                         env: Mapping[str, str] | None = None):
-    """``(auth, token)`` from the *names* of environment variables (``--password-env VAR``).
-
-    >>> credentials_from_env("dba", "PW", env={"PW": "x"})
-    (('dba', 'x'), None)
-    >>> credentials_from_env(token_env="T", env={})
-    Traceback (most recent call last):
-    ...
-    ValueError: the environment variable T is not set or empty
-    """
-    env = os.environ if env is None else env
-
-    def read(name: str) -> str:
-        value = env.get(name, "")
-        if not value:
-            raise ValueError(f"the environment variable {name} is not set or empty")
-        return value
-
-    if password_env and token_env:
-        raise ValueError("give --password-env or --token-env, not both")
-    if password_env:
-        if not user:
-            raise ValueError("--password-env needs --user")
-        return (user, read(password_env)), None
-    if token_env:
-        return None, read(token_env)
-    return None, None
-
-
-def check_url(url: str) -> str:
-    """Refuse URLs that carry credentials (they end up in logs and process lists)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    if "@" in parts.netloc:
-        raise ValueError("credentials in the URL are refused; pass the password or token by "
-                         "the name of an environment variable (--password-env / --token-env)")
-    return url
 
 
 # ---------------------------------------------------------------- the executor

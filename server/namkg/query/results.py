@@ -1,0 +1,157 @@
+"""Answer a job on an open store: run the query or update, and serialize its results within
+the job's row and byte caps. Runs in a worker process (:mod:`namkg.query.worker`), or in the
+caller's thread where no deadline is wanted (``bench/nodeadline.py``).
+
+>>> from namkg.query.messages import query_job
+>>> store = ox.Store()
+>>> store.add(ox.Quad(ox.NamedNode("http://ex/s"), ox.NamedNode("http://ex/p"), ox.Literal("o")))
+>>> a = answer(store, query_job("SELECT ?o { ?s ?p ?o }", "text/csv", None, None, None, None, 5))
+>>> a.kind, a.body, a.count, a.truncated
+('solutions', b'o\\r\\no\\r\\n', 1, False)
+>>> answer(store, query_job("ASK {", "text/csv", None, None, None, None, 5)).error().status
+400
+"""
+
+from __future__ import annotations
+
+import pyoxigraph as ox
+
+from .messages import Answer, Done, Failure, NoFormat, Outcome, QueryJob, SyntaxFault, UpdateJob
+from .safety import declares_dataset
+
+__all__ = ["answer"]
+
+
+def answer(store: ox.Store, job: QueryJob | UpdateJob) -> Outcome:
+    """The outcome of ``job`` on ``store``: a message that pickles, never an exception."""
+    try:
+        if isinstance(job, UpdateJob):
+            store.update(job.sparql)
+            return Done()
+        return _query(store, job)
+    except SyntaxError as exc:
+        return SyntaxFault(str(exc))
+    except MemoryError:
+        return Failure(503, "the query ran out of memory")
+    except (RuntimeError, ValueError, TypeError) as exc:
+        return Failure(400, f"query evaluation failed: {exc}")
+    except Exception as exc:  # noqa: BLE001 - the worker must keep serving
+        return Failure(500, f"query failed: {type(exc).__name__}: {exc}")
+
+
+def _query(store: ox.Store, job: QueryJob) -> Answer | NoFormat:
+    options: dict = {}
+    if job.base_iri is not None:
+        options["base_iri"] = job.base_iri
+    if job.default_graphs is not None:
+        options["default_graph"] = [ox.NamedNode(g) for g in job.default_graphs]
+    elif not declares_dataset(job.sparql):  # FROM in the query would lose to the union flag
+        options["use_default_graph_as_union"] = True
+    if job.named_graphs is not None:
+        options["named_graphs"] = [ox.NamedNode(g) for g in job.named_graphs]
+    results = store.query(job.sparql, **options)
+    if isinstance(results, (ox.QueryBoolean, ox.QuerySolutions)):
+        kind = "boolean" if isinstance(results, ox.QueryBoolean) else "solutions"
+        if job.solutions_format is None:
+            return NoFormat(kind)
+        fmt = ox.QueryResultsFormat.from_media_type(job.solutions_format)
+        if kind == "boolean":
+            return Answer(kind, fmt.media_type, results.serialize(format=fmt), None, False)
+        return Answer(kind, fmt.media_type, *_solutions(results, fmt, job.limit, job.max_bytes))
+    if job.graph_format is None:
+        return NoFormat("graph")
+    fmt = ox.RdfFormat.from_media_type(job.graph_format)
+    return Answer("graph", fmt.media_type, *_graph(results, fmt, job.limit, job.max_bytes))
+
+
+class _Full(Exception):
+    pass
+
+
+class _LineCap:
+    """A file for pyoxigraph's serializer that keeps ``lines`` lines (and, with ``max_bytes``,
+    little more than that many bytes), then stops it."""
+
+    def __init__(self, lines: int, max_bytes: int = 0):
+        self.max, self.lines = lines, 0
+        self.max_bytes, self.bytes = max_bytes, 0
+        self.parts: list[bytes] = []
+        self.truncated = False
+
+    def write(self, chunk) -> int:
+        chunk = bytes(chunk)
+        if not chunk:
+            return 0
+        if self.lines == self.max or (self.max_bytes and self.lines
+                                      and self.bytes > self.max_bytes):
+            self.truncated = True
+            raise _Full
+        self.bytes += len(chunk)
+        n = chunk.count(b"\n")
+        if self.lines + n < self.max:
+            self.parts.append(chunk)
+            self.lines += n
+            return len(chunk)
+        end = -1
+        for _ in range(self.max - self.lines):
+            end = chunk.index(b"\n", end + 1)
+        self.parts.append(chunk[: end + 1])
+        self.lines = self.max
+        if end + 1 < len(chunk):
+            self.truncated = True
+            raise _Full
+        return len(chunk)
+
+    def flush(self) -> None:
+        pass
+
+
+def _solutions(results: ox.QuerySolutions, fmt, limit: int,
+               max_bytes: int = 0) -> tuple[bytes, int, bool]:
+    """Serialize at most ``limit`` rows and, with ``max_bytes``, at most that many bytes. TSV
+    has exactly one line per row, so rows are cut as TSV (stopping evaluation early) and
+    re-serialized by pyoxigraph in the wanted format."""
+    cap = _LineCap(limit + 1, max_bytes)  # + the header line
+    try:
+        results.serialize(cap, format=ox.QueryResultsFormat.TSV)
+    except _Full:
+        pass
+    # Complete lines only: a byte cap may have stopped the serializer within a row.
+    lines = [line + b"\n" for line in b"".join(cap.parts).split(b"\n")[:-1]]
+
+    def body(n: int) -> bytes:  # the header and n rows, in the wanted format
+        tsv = b"".join(lines[: n + 1])
+        if fmt == ox.QueryResultsFormat.TSV:
+            return tsv
+        return ox.parse_query_results(tsv, ox.QueryResultsFormat.TSV).serialize(format=fmt)
+
+    out, rows = _within(body, len(lines) - 1, max_bytes)
+    return out, rows, cap.truncated or rows < len(lines) - 1
+
+
+def _within(body, n: int, max_bytes: int) -> tuple[bytes, int]:
+    """``body(n)``, with n lowered until it fits in ``max_bytes`` (0: no cap). Formats differ
+    in size for the same rows (JSON is about twice TSV), so the cut is made on the real
+    output, in proportion to its size: a few passes, never a body over the cap."""
+    out = body(n)
+    while max_bytes and len(out) > max_bytes and n > 0:
+        n = min(n - 1, int(n * max_bytes / len(out) * 0.95))
+        out = body(n)
+    return out, n
+
+
+def _graph(results: ox.QueryTriples, fmt, limit: int,
+           max_bytes: int = 0) -> tuple[bytes, int, bool]:
+    triples: list = []
+    size, truncated = 0, False
+    quads = fmt.supports_datasets  # N-Quads, TriG: the triples go in the default graph
+    for triple in results:
+        if len(triples) == limit or (max_bytes and size > max_bytes):
+            truncated = True
+            break
+        triples.append(ox.Quad(triple.subject, triple.predicate, triple.object)
+                       if quads else triple)
+        if max_bytes:  # the N-Triples size, close to every format's
+            size += len(str(triple)) + 3
+    out, n = _within(lambda k: ox.serialize(triples[:k], format=fmt), len(triples), max_bytes)
+    return out, n, truncated or n < len(triples)
