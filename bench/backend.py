@@ -1,7 +1,7 @@
 """Publishing into Virtuoso and serving from it, next to the embedded store: prints figures.
 
 ``python bench/backend.py [--seconds 2] [--out FILE]``: builds the repository's store, starts
-tests/virtuoso.py's throwaway Virtuoso (Debian's ``virtuoso-opensource-7-bin``), times
+bench/virtuoso.py's throwaway Virtuoso (Debian's ``virtuoso-opensource-7-bin``), times
 ``namkg publish`` (first publish and re-publishes, each validating, writing every graph through
 the Graph Store Protocol, reading back and swapping), then serves the same site twice, from the
 embedded store and with ``--backend`` on Virtuoso, and measures the p50 latency of each
@@ -39,6 +39,7 @@ from bench.run import (  # noqa: E402
     namkg_server,
     queries,
 )
+from bench.virtuoso import Virtuoso  # noqa: E402
 
 PUBLISHES = 3
 PASSWORD_ENV = "NAMKG_BENCH_VIRTUOSO_PW"
@@ -114,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("virtuoso-t") is None:
         print("skipped: virtuoso-t is not installed (Debian: virtuoso-opensource-7-bin)")
         return 0
-    from tests.virtuoso import Virtuoso
 
     work = Path(tempfile.mkdtemp(prefix="namkg-backend-"))
     store = work / "store"
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         # runs its query.
         embedded = namkg_server(store, work, env=NO_CACHE)
         servers.append(embedded)
-        remote = backend_server(store, virtuoso.sparql, work)
+        remote = backend_server(store, virtuoso.url, work)
         servers.append(remote)
         rows = []
         for name, text in queries().items():

@@ -82,12 +82,12 @@ def local(built_store):
 
 @pytest.fixture(scope="module")
 def remote(virtuoso, graphs, published):
-    with RemoteExecutor(virtuoso.sparql, timeout=30, default_graphs=graphs) as ex:
+    with RemoteExecutor(virtuoso.url, timeout=30, default_graphs=graphs) as ex:
         yield ex
 
 
 def select(virtuoso, sparql: str) -> list[dict]:
-    r = requests.post(virtuoso.sparql, data={"query": sparql},
+    r = requests.post(virtuoso.url, data={"query": sparql},
                       headers={"Accept": "application/sparql-results+json"}, timeout=30)
     assert r.status_code == 200, r.text
     return r.json()["results"]["bindings"]
@@ -104,7 +104,7 @@ def snapshot(virtuoso, graphs) -> dict[str, set[str]]:
     """Every triple of each graph, as N-Triples lines: what "unchanged" is checked against."""
     out = {}
     for g in graphs:
-        r = requests.post(virtuoso.sparql, headers={"Accept": "application/n-triples"}, data={
+        r = requests.post(virtuoso.url, headers={"Accept": "application/n-triples"}, data={
             "query": f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH <{g}> {{ ?s ?p ?o }} }}"})
         assert r.status_code == 200, r.text
         out[g] = {str(ox.Triple(q.subject, q.predicate, q.object))
@@ -179,17 +179,16 @@ def test_publish_refuses_a_target_that_alters_data(virtuoso, store, graphs, publ
 
 
 @pytest.mark.parametrize("where, method", [
-    ("gsp_auth", "gsp"),
-    ("url/no-graph-store", "update"),  # PUT answers 501: SPARQL Update instead
-    ("sparql_auth", "update"),  # a SPARQL endpoint: never PUT there (Virtuoso would spin)
-])
+    ("{v.gsp_auth}", "gsp"),
+    ("http://127.0.0.1:{v.http_port}/no-graph-store", "update"),  # PUT answers 501: Update
+    ("{v.sparql_auth}", "update"),  # a SPARQL endpoint: never PUT there (Virtuoso would spin)
+], ids=["gsp_auth", "no-graph-store", "sparql_auth"])
 def test_republish_replaces_and_never_duplicates(virtuoso, store, graphs, published, where,
                                                  method):
-    attr, _, path = where.partition("/")
-    to = getattr(virtuoso, attr) + (f"/{path}" if path else "")
+    to = where.format(v=virtuoso)
     before = snapshot(virtuoso, graphs)
     again = publish(store, to=to, auth=virtuoso.auth, allow_altered=True, log=lambda _: None,
-                    update_endpoint=virtuoso.sparql_auth, query_endpoint=virtuoso.sparql)
+                    update_endpoint=virtuoso.sparql_auth, query_endpoint=virtuoso.url)
     assert again.method == method and again.triples == published.triples
     assert remote_counts(virtuoso, graphs) == published.graphs  # once, not twice
     assert temporary_graphs(virtuoso) == []
@@ -364,7 +363,7 @@ def test_blank_nodes_in_results_are_readable(virtuoso, media):
     graph = "urn:test:bnodes"
     virtuoso.isql(f"SPARQL INSERT {{ GRAPH <{graph}> {{ _:b <urn:test:p> 1 }} }} WHERE {{ }};")
     try:
-        with RemoteExecutor(virtuoso.sparql, timeout=30) as ex:
+        with RemoteExecutor(virtuoso.url, timeout=30) as ex:
             r = ex.query(f"SELECT ?b ?n WHERE {{ GRAPH <{graph}> {{ ?b <urn:test:p> ?n }} }}",
                          solutions_format=media, graph_format=None)
     finally:
@@ -393,7 +392,7 @@ def test_results_are_cut_at_the_limit_like_the_embedded_store(built_store, virtu
     every = "SELECT ?s ?p ?o WHERE { ?s ?p ?o }"
     everything = "CONSTRUCT WHERE { ?s ?p ?o }"
     with Executor(current_path(built_store), workers=1, result_limit=5) as local, \
-            RemoteExecutor(virtuoso.sparql, result_limit=5, default_graphs=graphs) as remote:
+            RemoteExecutor(virtuoso.url, result_limit=5, default_graphs=graphs) as remote:
         for ex in (local, remote):
             r = ex.query(every, solutions_format="application/sparql-results+json",
                          graph_format=None)
@@ -445,7 +444,7 @@ def test_errors_keep_the_executor_statuses(virtuoso, remote):
 
 def test_updates_go_through_with_digest_credentials(virtuoso):
     scratch = "http://example.org/scratch"
-    with RemoteExecutor(virtuoso.sparql, update_url=virtuoso.sparql_auth, auth=virtuoso.auth,
+    with RemoteExecutor(virtuoso.url, update_url=virtuoso.sparql_auth, auth=virtuoso.auth,
                         default_graphs=[scratch]) as ex:
         ex.update(f"INSERT DATA {{ GRAPH <{scratch}> {{ <x:a> <x:b> 'c' }} }}")
         r = ex.query("ASK { <x:a> <x:b> 'c' }", solutions_format="text/csv", graph_format=None)
@@ -479,7 +478,7 @@ def test_latency_through_the_backend(local, remote, published, capsys):
 
 
 def test_a_slow_query_is_stopped_at_the_deadline(virtuoso, graphs, published):
-    with RemoteExecutor(virtuoso.sparql, timeout=1.0, default_graphs=graphs) as ex:
+    with RemoteExecutor(virtuoso.url, timeout=1.0, default_graphs=graphs) as ex:
         assert ex.stats()["workers"] == 1  # the health probe also learns: Virtuoso, so the
         started = time.monotonic()  # query carries its timeout and Virtuoso stops it too
         with pytest.raises(QueryTimeout) as caught:
@@ -492,7 +491,7 @@ def test_a_slow_query_is_stopped_at_the_deadline(virtuoso, graphs, published):
 def test_partial_results_are_refused(virtuoso, graphs, published):
     # Virtuoso stopped by its own limit answers 200 with what it has (X-SQL-State: S1TAT);
     # a partial COUNT would be a wrong answer, so it must be a timeout.
-    with RemoteExecutor(virtuoso.sparql, timeout=30, server_timeout=0.5,
+    with RemoteExecutor(virtuoso.url, timeout=30, server_timeout=0.5,
                         default_graphs=graphs) as ex:
         ex.query("ASK {}", solutions_format="text/csv", graph_format=None)  # learns: Virtuoso
         with pytest.raises(QueryTimeout, match="backend stopped it"):
@@ -507,7 +506,7 @@ def backend_server(built_store, virtuoso, published):
     """`namkg serve --backend` over the Virtuoso copy (the local build serves health/dumps)."""
     from .conftest import Server
 
-    server = Server(built_store, env={"NAMKG_BACKEND": virtuoso.sparql})
+    server = Server(built_store, env={"NAMKG_BACKEND": virtuoso.url})
     yield server.url
     server.stop()
 
