@@ -541,7 +541,8 @@ def load_only(root: Path, store: Path) -> int:
 def validate_default(root: Path, timeout: float) -> dict:
     """``validation.validate`` with its default engine (shapes on Oxigraph), in a subprocess."""
     code = ("import sys, json; from pathlib import Path; "
-            f"from {PKG}.build import Sources; from {PKG}.validation import validate; "
+            f"from {PKG}.kg.layout import Sources; "
+            f"from {PKG}.shacl.validation import validate; "
             "s = Sources.of(Path(sys.argv[1])); "
             "r = validate(s.facts + s.links, s.shapes, ontology_paths=s.ontology); "
             "print(json.dumps({'conforms': r.conforms, 'seconds': r.seconds}))")

@@ -4,12 +4,12 @@ bodies never are; a server that takes updates has none."""
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import pytest
 import requests
 from namkg.web.cache import KEY_BODY_MAX
+from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import Server
 
@@ -17,8 +17,10 @@ JSON = "application/sparql-results+json"
 
 
 def metric(url: str, name: str) -> int:
-    m = re.search(rf"^{name} (\d+)$", requests.get(url + "/metrics", timeout=10).text, re.M)
-    return int(m.group(1)) if m else 0
+    """A counter's value, read by prometheus_client's own parser."""
+    text = requests.get(url + "/metrics", timeout=10).text
+    return int(sum(s.value for family in text_string_to_metric_families(text)
+                   for s in family.samples if s.name == name))
 
 
 def hits(url: str) -> int:

@@ -26,6 +26,8 @@ def default_root() -> Path:
     >>> (default_root() / "ontology" / "nam.ttl").is_file()
     True
     """
+    if os.environ.get("NAMKG_ROOT"):
+        return Path(os.environ["NAMKG_ROOT"])
     for root in (_HERE.parent.parent, _HERE / "resources"):
         if (root / "ontology" / "nam.ttl").is_file() and (root / "data").is_dir():
             return root

@@ -1,65 +1,105 @@
-"""Prometheus metrics in the text exposition format, without a client library.
+"""Prometheus metrics through ``prometheus_client``, one registry per app (tests run several
+apps in one process); the executor's figures are read at scrape time.
 
 >>> m = Metrics()
 >>> m.observe("/sparql", 200, 0.004)
->>> 'namkg_requests_total{route="/sparql",status="200"} 1' in m.render({})
+>>> 'namkg_requests_total{route="/sparql",status="200"} 1.0' in m.render({"workers": 2})
+True
+>>> "namkg_executor_workers 2.0" in m.render({"workers": 2})
 True
 """
 
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
-from collections import defaultdict
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+# No *_created samples: they double every series for a start time scrapers rarely use.
+disable_created_metrics()
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+COUNTERS = {  # name -> help; count() of another name makes a counter of that name
+    "namkg_unavailable_total": "answers 503 or 504 (busy, shed, timed out)",
+    "namkg_refused_total": "answers 400 (bad or refused queries)",
+    "namkg_rate_limited_total": "requests refused by the rate limit",
+    "namkg_response_cache_hits_total": "answers given from the response cache",
+}
+EXECUTOR = (("timeouts", "counter"), ("crashes", "counter"), ("queries", "counter"),
+            ("workers", "gauge"), ("busy", "gauge"))
 
 
 class Metrics:
+    """Requests by route and status, their durations, and named counters."""
+
     def __init__(self):
-        self.lock = threading.Lock()
-        self.requests: dict[tuple[str, int], int] = defaultdict(int)
-        self.hist: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
-        self.sums: dict[str, float] = defaultdict(float)
-        self.counters: dict[str, int] = defaultdict(int)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("namkg_requests", "HTTP requests by route and status",
+                                ["route", "status"], registry=self.registry)
+        self.seconds = Histogram("namkg_request_seconds", "time to answer, by route",
+                                 ["route"], buckets=BUCKETS, registry=self.registry)
+        self.counters = {name: Counter(name.removesuffix("_total"), help_,
+                                       registry=self.registry)
+                         for name, help_ in COUNTERS.items()}
+        self._children: dict[tuple[str, int], tuple] = {}  # labels() looked up once
+        self._lock = threading.Lock()
+        self._stats: dict = {}
+        self.registry.register(_ExecutorFigures(self))
 
     def observe(self, route: str, status: int, seconds: float) -> None:
-        with self.lock:
-            self.requests[(route, status)] += 1
-            counts = self.hist[route]
-            counts[bisect_left(BUCKETS, seconds)] += 1  # the first bucket with seconds <= bound
-            self.sums[route] += seconds
-            if status in (503, 504):
-                self.counters["namkg_unavailable_total"] += 1
-            elif status == 400:
-                self.counters["namkg_refused_total"] += 1
+        children = self._children.get((route, status))
+        if children is None:
+            children = (self.requests.labels(route, str(status)), self.seconds.labels(route))
+            self._children[(route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if status in (503, 504):
+            self.counters["namkg_unavailable_total"].inc()
+        elif status == 400:
+            self.counters["namkg_refused_total"].inc()
 
     def count(self, name: str, n: int = 1) -> None:
-        with self.lock:
-            self.counters[name] += n
+        counter = self.counters.get(name)
+        if counter is None:
+            with self._lock:
+                counter = self.counters.get(name) or Counter(
+                    name.removesuffix("_total"), name, registry=self.registry)
+                self.counters[name] = counter
+        counter.inc(n)
 
     def render(self, executor_stats: dict) -> str:
-        out = ["# TYPE namkg_requests_total counter"]
-        with self.lock:
-            for (route, status), n in sorted(self.requests.items()):
-                out.append(f'namkg_requests_total{{route="{route}",status="{status}"}} {n}')
-            out.append("# TYPE namkg_request_seconds histogram")
-            for route, counts in sorted(self.hist.items()):
-                acc = 0
-                for bound, n in zip((*BUCKETS, "+Inf"), counts, strict=True):
-                    acc += n
-                    labels = f'route="{route}",le="{bound}"'
-                    out.append(f"namkg_request_seconds_bucket{{{labels}}} {acc}")
-                out.append(f'namkg_request_seconds_sum{{route="{route}"}} {self.sums[route]:.6f}')
-                out.append(f'namkg_request_seconds_count{{route="{route}"}} {acc}')
-            for name, n in sorted(self.counters.items()):
-                out += [f"# TYPE {name} counter", f"{name} {n}"]
-        for key in ("timeouts", "crashes", "queries"):
-            if key in executor_stats:
-                out += [f"# TYPE namkg_executor_{key}_total counter",
-                        f"namkg_executor_{key}_total {executor_stats[key]}"]
-        for key in ("workers", "busy"):
-            if key in executor_stats:
-                name = f"namkg_executor_{key}"
-                out += [f"# TYPE {name} gauge", f"{name} {executor_stats[key]}"]
-        return "\n".join(out) + "\n"
+        """The text exposition of every metric, with ``executor_stats`` as they are now."""
+        with self._lock:  # one scrape at a time sees its own figures
+            self._stats = executor_stats
+            return generate_latest(self.registry).decode("utf-8")
+
+
+class _ExecutorFigures:
+    """The executor's counts (``stats()``) as Prometheus families, at scrape time."""
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def describe(self):
+        return []  # figures come and go with the executor's stats
+
+    def collect(self):
+        stats = self.metrics._stats
+        for key, kind in EXECUTOR:
+            if key not in stats:
+                continue
+            if kind == "counter":
+                yield CounterMetricFamily(f"namkg_executor_{key}", f"executor {key}",
+                                          value=stats[key])
+            else:
+                yield GaugeMetricFamily(f"namkg_executor_{key}", f"executor {key}",
+                                        value=stats[key])

@@ -7,6 +7,7 @@ import hmac
 from flask import Response, request
 
 from ..config import Config
+from .metrics import CONTENT_TYPE
 
 
 class Operations:
@@ -32,4 +33,4 @@ class Operations:
 
     def metrics(self) -> Response:
         text = self.registry.render(self.executor.stats())
-        return Response(text, mimetype="text/plain; version=0.0.4")
+        return Response(text, content_type=CONTENT_TYPE)
