@@ -214,6 +214,7 @@ def test_select_star_shows_the_query_variables_and_labels_only(live_server):
       } ORDER BY ?countryLabel""",
     ).json()
     assert answer["head"]["vars"] == ["st", "country", "countryLabel"]
+    # Q252's label is Wikidata's as recorded; the statement with no country stays unlabelled
     assert [r.get("countryLabel") for r in compact_rows(answer)] == [None, '"Indonesia"@en']
 
 

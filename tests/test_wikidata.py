@@ -166,18 +166,111 @@ def test_every_property_used_has_its_property_entity(view):
 
 
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
+RDFS_COMMENT = "http://www.w3.org/2000/01/rdf-schema#comment"
 SKOS_ALT = "http://www.w3.org/2004/02/skos/core#altLabel"
 DESCRIPTION = "http://schema.org/description"  # WDQS's schema: namespace
 
 
-def test_every_item_and_property_mentioned_has_labels_and_descriptions_in_ar_and_en(view):
-    mentioned = {term.value for t in view for term in (t.subject, t.object)
-                 if isinstance(term, ox.NamedNode) and re.match(rf"^{WD}[PQ][0-9]+$", term.value)}
-    assert {WD + "Q252", WD + "Q13955", WD + "Q1985727", WD + "Q199", WD + "P2124"} <= mentioned
-    for iri in mentioned:
-        for prop in (RDFS_LABEL, DESCRIPTION):
-            langs = sorted(o.language for o in objects(view, iri, prop))
-            assert langs == ["ar", "en"], (iri, prop, langs)
+SKOS = "http://www.w3.org/2004/02/skos/core#"
+PROV_DERIVED = "http://www.w3.org/ns/prov#wasDerivedFrom"
+TERMS = (RDFS_LABEL, SKOS_ALT, DESCRIPTION, WB + "propertyType")
+
+
+def recorded_terms(store: ox.Store) -> set[tuple]:
+    """(item, predicate, value) of each Wikidata term recorded in the data with a source."""
+    rows = store.query(f"""SELECT ?s ?p ?o WHERE {{
+        ?r <{RDF}subject> ?s ; <{RDF}predicate> ?p ; <{RDF}object> ?o ;
+           <{PROV_DERIVED}> ?source }}""", use_default_graph_as_union=True)
+    return {(r["s"], r["p"], r["o"]) for r in rows}
+
+
+def aligned_terms(store: ox.Store, item: ox.NamedNode) -> set[ox.NamedNode]:
+    return {q.subject for m in ("exactMatch", "closeMatch")
+            for q in store.quads_for_pattern(None, N(SKOS + m), item, None)}
+
+
+def test_every_term_of_an_unlinked_item_is_recorded_or_derived(store, view):
+    # Issue 13: the terms of the items and properties no entity of ours stands for were a
+    # table written from memory. Each must now be Wikidata's as recorded with its source, or
+    # derived (and said to be) from the one term of our ontology aligned to the item.
+    linked = set(wikidata.same_as(store).values())
+    recorded = recorded_terms(store)
+    given = {(t.subject, t.predicate, t.object) for t in view
+             if t.predicate.value in TERMS and t.subject.value.startswith(WD)
+             and t.subject not in linked}
+    derived = given - recorded
+    assert {s.value[len(WD):] for s, _, _ in given} >= {"P31", "P463", "P2124", "Q3624078"}
+    assert {s.value[len(WD):] for s, _, _ in derived} >= {"P2124", "Q3624078"}  # not vacuous
+    for item, prop, value in derived:
+        (term,) = aligned_terms(store, item)
+        ours = {q.object for q in store.quads_for_pattern(term, prop, None, None)}
+        if prop == N(RDFS_LABEL):
+            assert value in ours, (item, value)
+            assert not any(s == item and p == prop and o.language == value.language
+                           for s, p, o in recorded), (item, value)  # Wikidata's label first
+        elif prop == N(DESCRIPTION):
+            comments = {q.object.value for q in store.quads_for_pattern(
+                term, N(RDFS_COMMENT), None, None) if q.object.language == value.language}
+            assert value.value.startswith(("nam-kg term ", "مصطلح nam-kg ")), value
+            assert any(value.value.endswith(": " + c) for c in comments), (item, value)
+        else:
+            raise AssertionError(f"{item} {prop} {value}: neither recorded nor derivable")
+    for item in {s for s, _, _ in given}:
+        langs = [o.language for s, p, o in given if s == item and p == N(RDFS_LABEL)]
+        assert len(langs) == len(set(langs)), (item, langs)  # one label per language
+
+
+def test_unlinked_items_take_exactly_their_recorded_labels(view):
+    # Indonesia (the conference's country), Arabic (the article's language) and the unit 1:
+    # Wikidata's labels as recorded, in the languages a source showed (none of Q199 in Arabic).
+    for qid, labels in {"Q252": {("Indonesia", "en"), ("إندونيسيا", "ar")},
+                        "Q13955": {("Arabic", "en"), ("العربية", "ar")},
+                        "Q199": {("1", "en")}}.items():
+        assert any(WD + qid == t.object.value for t in view), qid  # mentioned
+        assert objects(view, WD + qid, RDFS_LABEL) == {L(v, language=lang) for v, lang in labels}
+        assert not [t for t in view if t.subject == N(WD + qid)
+                    and t.predicate.value in (SKOS_ALT, DESCRIPTION)], qid
+
+
+def test_an_item_with_no_recorded_or_aligned_term_stays_unlabelled():
+    # Every item the view mentions now has a recorded or derived label, so take Q199's
+    # records away: with no term of ours aligned to it, the view invents none for it (WDQS's
+    # label service then answers its QID).
+    store = load_dataset(Sources.of(REPO), DEFAULT)
+    unit = N(WD + "Q199")
+    assert not aligned_terms(store, unit)
+    records = {q.subject for q in store.quads_for_pattern(None, N(RDF + "subject"), unit, None)}
+    assert records == {N(ID + "wikidata-label-Q199-en")}
+    for record in records:
+        for quad in list(store.quads_for_pattern(record, None, None, None)):
+            store.remove(quad)
+    view = wikidata.derive(store, DEFAULT)
+    assert any(t.object == unit for t in view)  # still the member count's unit
+    assert not [t for t in view if t.subject == unit and t.predicate.value in TERMS]
+
+
+def test_a_term_recorded_without_its_source_is_not_given():
+    store = load_dataset(Sources.of(REPO), DEFAULT)
+    assert objects(wikidata.derive(store, DEFAULT), WD + "P463", RDFS_LABEL) == {
+        L("member of", language="en")}
+    record = N(ID + "wikidata-label-P463-en")
+    for quad in list(store.quads_for_pattern(record, N(PROV_DERIVED), None, None)):
+        store.remove(quad)
+    assert objects(wikidata.derive(store, DEFAULT), WD + "P463", RDFS_LABEL) == set()
+
+
+def test_every_recorded_term_names_its_sources_with_their_labels(store):
+    records = {q.subject for q in store.quads_for_pattern(None, N(RDF + "subject"), None, None)}
+    assert len(records) >= 30
+    for record in records:
+        sources = {q.object for q in store.quads_for_pattern(record, N(PROV_DERIVED), None, None)}
+        assert sources, record
+        for source in sources:
+            langs = {q.object.language for q in store.quads_for_pattern(
+                source, N(RDFS_LABEL), None, None)}
+            assert langs == {"ar", "en"}, (record, source)
+    linked = set(wikidata.same_as(store).values())
+    assert not {s for s, _, _ in recorded_terms(store)} & linked  # ours label those
 
 
 def test_linked_items_carry_our_entities_labels_and_aliases(store, view):
@@ -195,7 +288,7 @@ def test_linked_items_carry_our_entities_labels_and_aliases(store, view):
     assert objects(view, WD + "Q1065", SKOS_ALT) == set()  # no alias is invented
 
 
-def test_properties_have_their_type_and_label(view):
+def test_properties_have_their_type_and_label(store, view):
     properties = {t.subject.value for t in view
                   if t.predicate == N(RDF + "type") and t.object == N(WB + "Property")}
     assert len(properties) == 15
@@ -204,8 +297,13 @@ def test_properties_have_their_type_and_label(view):
     assert all(len(kinds) == 1 for kinds in types.values()), types
     assert types["P463"] == {"WikibaseItem"} and types["P580"] == {"Time"}
     assert types["P2124"] == {"Quantity"} and types["P1683"] == {"Monolingualtext"}
-    assert objects(view, WD + "P463", RDFS_LABEL) == {L("member of", language="en"),
-                                                      L("عضو في", language="ar")}
+    assert types == {s.value[len(WD):]: {o.value[len(WB):]}
+                     for s, p, o in recorded_terms(store) if p == N(WB + "propertyType")}
+    # Wikidata's English label as recorded; no Arabic one was, and no term of ours aligned to
+    # P463 (org:memberOf) has labels
+    assert objects(view, WD + "P463", RDFS_LABEL) == {L("member of", language="en")}
+    assert objects(view, WD + "P31", RDFS_LABEL) == {L("instance of", language="en"),
+                                                     L("حالة خاصة من", language="ar")}
 
 
 def test_the_member_count_has_a_quantity_value_node(view):

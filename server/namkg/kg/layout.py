@@ -30,6 +30,11 @@ META = {
 }
 
 
+# What we record about Wikidata rather than about the article: our links (with their evidence)
+# and Wikidata's own terms as recorded (with their sources).
+LINK_FILES = ("links.ttl", "wikidata-terms.ttl")
+
+
 @dataclass(frozen=True)
 class Sources:
     """Which files go into which named graph."""
@@ -46,8 +51,8 @@ class Sources:
         data = sorted((root / "data").glob("*.ttl"))
         return cls(
             ontology=onto,
-            facts=[p for p in data if p.name != "links.ttl"],
-            links=[p for p in data if p.name == "links.ttl"],
+            facts=[p for p in data if p.name not in LINK_FILES],
+            links=[p for p in data if p.name in LINK_FILES],
             shapes=root / "ontology" / "shapes.ttl",
             article=root / "data" / "source" / "article.ar.txt",
         )

@@ -5,8 +5,11 @@ The view is made by the SPARQL CONSTRUCT rules in ``views/`` (written under the 
 but those in :data:`LATER_PASSES`, over the union of the graphs; then every entity with an
 ``owl:sameAs`` Wikidata item is replaced by the item. Second pass, over the data and the first
 pass: references and truthy ``wdt:`` triples; third, over all that: the property entities of
-every property used (including the references' ``pr:`` ones); last, the labels, descriptions and
-aliases of every item and property the view mentions (``labels.rq``), for WDQS's label service.
+every property used (including the references' ``pr:`` ones); last, for WDQS's label service,
+the labels, descriptions and aliases of the items and properties the view mentions
+(``labels.rq``), from data only: our linked entities', Wikidata's own as recorded with their
+source (``data/wikidata-terms.ttl``), or those of the one term of ours aligned (said so in the
+description); an item with none of these has none.
 Statement, reference and value nodes are IRIs minted from what they stand for, so two builds
 give the same graph.
 
