@@ -6,6 +6,7 @@ import json
 
 import pytest
 import requests
+from namkg.web.metrics import BUCKETS
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import Server
@@ -36,7 +37,7 @@ def test_access_log_is_one_json_line_per_request_with_query_hash(built_store):
                              timeout=10).status_code == 200
         assert requests.get(f"{server.url}/sparql", params={"query": "SELEC"},
                             timeout=10).status_code == 400
-        metrics = requests.get(f"{server.url}/metrics", timeout=10).text
+        scrape = requests.get(f"{server.url}/metrics", timeout=10)
     finally:
         server.stop()
     lines = [json.loads(ln) for ln in server.log_text().splitlines()
@@ -45,7 +46,22 @@ def test_access_log_is_one_json_line_per_request_with_query_hash(built_store):
     assert [ln["status"] for ln in sparql] == [200, 400]
     assert all(len(ln["query"]) == 16 and ln["ms"] >= 0 for ln in sparql)
     assert sparql[0]["query"] != sparql[1]["query"]
-    samples = [s for family in text_string_to_metric_families(metrics) for s in family.samples]
+    # The text format as prometheus_client's own handler labels it, read by its reference parser.
+    assert scrape.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    families = {f.name: f for f in text_string_to_metric_families(scrape.text)}
+    assert {name: families[name].type for name in (
+        "namkg_requests", "namkg_request_seconds", "namkg_refused", "namkg_executor_queries",
+        "namkg_executor_workers")} == {
+        "namkg_requests": "counter", "namkg_request_seconds": "histogram",
+        "namkg_refused": "counter", "namkg_executor_queries": "counter",
+        "namkg_executor_workers": "gauge"}
+    samples = [s for family in families.values() for s in family.samples]
+    assert not [s.name for s in samples if s.name.endswith("_created")]
+    bounds = [s.labels["le"] for s in families["namkg_request_seconds"].samples
+              if s.name.endswith("_bucket") and s.labels["route"] == "/sparql"]
+    assert [float(b) for b in bounds] == [*map(float, BUCKETS), float("inf")]
+    assert {s.name: s.value for s in families["namkg_refused"].samples} == {
+        "namkg_refused_total": 1}
     counted = {(s.labels.get("route"), s.labels.get("status")): s.value for s in samples
                if s.name == "namkg_requests_total"}
     assert counted[("/sparql", "400")] == 1 and counted[("/sparql", "200")] >= 1

@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -27,7 +26,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 disable_created_metrics()
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# What generate_latest() writes, as prometheus_client's own handler labels it. Not its
+# CONTENT_TYPE_LATEST: from 0.22 that says version=1.0.0, meant with an escaping= parameter.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 COUNTERS = {  # name -> help; count() of another name makes a counter of that name
     "namkg_unavailable_total": "answers 503 or 504 (busy, shed, timed out)",
     "namkg_refused_total": "answers 400 (bad or refused queries)",
