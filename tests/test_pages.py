@@ -128,7 +128,7 @@ def make_app(executor, config: Config) -> Flask:
 
 @contextlib.contextmanager
 def running_site(tmp_path: Path):
-    """The fixture store served by the SPARQL and page blueprints; yields the base URL."""
+    """The fixture store served by the SPARQL views and the pages; yields the base URL."""
     build_store(tmp_path / "store")
     config = Config.from_env({}, base_iri=BASE, store=tmp_path / "store")
     executor = Executor(tmp_path / "store", workers=1, timeout=10.0)

@@ -216,7 +216,7 @@ class Pages:
     def ui(self) -> Response:
         try:
             endpoint = url_for("sparql")
-        except BuildError:  # the SPARQL blueprint is not mounted (a pages-only app)
+        except BuildError:  # no SPARQL views mounted (an app of the pages alone)
             endpoint = request.script_root + "/sparql"
         body = render_template(
             "index.html", endpoint=endpoint, examples=self.examples, config=self.config,
