@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
-from namkg.query.executor import (
+from namkg.query.backend import (
     Busy,
-    Executor,
     NotAcceptable,
     QueryError,
     QuerySyntaxError,
@@ -26,6 +25,7 @@ from namkg.query.executor import (
     UpdateRefused,
     WorkerCrashed,
 )
+from namkg.query.executor import Executor
 from namkg.query.schedule import NICE_STEPS
 
 EX = "http://ex/"

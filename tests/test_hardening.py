@@ -30,7 +30,8 @@ import requests
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from namkg.query import sandbox
-from namkg.query.executor import Executor, QueryError
+from namkg.query.backend import QueryError
+from namkg.query.executor import Executor
 from namkg.query.safety import UnsafeQuery, check_query, check_update
 
 from .conftest import namkg

@@ -14,7 +14,8 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import namkg
-from namkg.query.executor import Backend, Executor
+from namkg.query.backend import Backend
+from namkg.query.executor import Executor
 from namkg.query.remote import RemoteExecutor
 
 PACKAGE = Path(namkg.__file__).resolve().parent

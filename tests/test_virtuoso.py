@@ -25,14 +25,10 @@ import pytest
 import requests
 from namkg.kg.layout import current_path, open_store
 from namkg.kg.publish import PublishError, local_graphs, publish
-from namkg.query.executor import (
-    Executor,
-    QueryError,
-    QuerySyntaxError,
-    QueryTimeout,
-    UpdateRefused,
-)
-from namkg.query.remote import BackendUnavailable, RemoteExecutor, check_url, credentials_from_env
+from namkg.query.auth import check_url, credentials_from_env
+from namkg.query.backend import QueryError, QuerySyntaxError, QueryTimeout, UpdateRefused
+from namkg.query.executor import Executor
+from namkg.query.remote import BackendUnavailable, RemoteExecutor
 
 from tests.virtuoso import virtuoso_fixture  # noqa: F401  (the ``virtuoso`` fixture)
 

@@ -11,6 +11,7 @@ ones (:mod:`namkg.query.schedule`). Results come back serialized, as bytes.
 The interface and its errors are :mod:`namkg.query.backend`'s, importable from here too.
 
 >>> import tempfile, pyoxigraph as ox
+>>> from namkg.query.backend import Backend
 >>> tmp = tempfile.TemporaryDirectory()
 >>> store = ox.Store(tmp.name)
 >>> store.add(ox.Quad(ox.NamedNode("http://ex/s"), ox.NamedNode("http://ex/p"),
@@ -38,11 +39,8 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from .backend import (
-    Backend,
     Busy,
-    NotAcceptable,
     QueryError,
-    QuerySyntaxError,
     QueryTimeout,
     Result,
     UpdateRefused,
@@ -52,11 +50,6 @@ from .messages import Answer, Done, Outcome, QueryJob, UpdateJob, query_job, unw
 from .pool import Pool
 from .schedule import LONG_AFTER, NICE_STEPS, TICK, History, nice_for
 from .worker import Worker
-
-__all__ = [
-    "Backend", "Busy", "Executor", "NotAcceptable", "QueryError", "QuerySyntaxError",
-    "QueryTimeout", "Result", "UpdateRefused", "WorkerCrashed",
-]
 
 log = logging.getLogger(__name__)
 _KNOWN_MEDIA: set[tuple[type, str]] = set()  # media types already checked

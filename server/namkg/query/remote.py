@@ -46,7 +46,7 @@ import pyoxigraph as ox
 import requests
 
 from ..iris import Iris
-from .auth import check_url, credentials_from_env, http_auth
+from .auth import check_url, http_auth
 from .backend import (
     Busy,
     NotAcceptable,
@@ -58,10 +58,6 @@ from .backend import (
     WorkerCrashed,
 )
 from .safety import Lexer, declares_dataset
-
-# check_url, credentials_from_env and http_auth: also here for those who took them from here.
-__all__ = ["BackendUnavailable", "RemoteExecutor", "check_url", "credentials_from_env",
-           "http_auth", "query_form"]
 
 SOLUTIONS_WIRE = "application/sparql-results+json"
 GRAPH_WIRE = "application/n-triples"

@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
-from .executor import QuerySyntaxError
+from .backend import QuerySyntaxError
 
 WD = "http://www.wikidata.org/entity/"
 WIKIBASE = "http://wikiba.se/ontology#"

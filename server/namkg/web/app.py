@@ -19,7 +19,8 @@ from werkzeug.exceptions import SecurityError
 from ..config import Config
 from ..iris import Iris
 from ..kg.layout import current_path, open_counted
-from ..query.executor import Backend, Executor, QueryError
+from ..query.backend import Backend, QueryError
+from ..query.executor import Executor
 from ..query.remote import RemoteExecutor
 from . import discovery
 from .cache import ResponseCache
@@ -29,7 +30,7 @@ from .endpoint import SparqlViews
 from .metrics import Metrics
 from .ops import Operations
 from .pages import Pages, error_response, query_error_response
-from .routes import ROUTES, mount
+from .routes import mount
 
 RELOAD_EVERY = 2.0  # seconds between checks for a newly built store
 
@@ -38,7 +39,7 @@ def create_app(config: Config | None = None, *, executor: Backend | None = None)
     """Build the WSGI app over the store in ``config.store`` (built beforehand).
 
     ``executor`` replaces the one made from ``config`` (the worker pool, or ``--backend``):
-    any :class:`namkg.query.executor.Backend`; ``bench/`` passes one without deadlines to
+    any :class:`namkg.query.backend.Backend`; ``bench/`` passes one without deadlines to
     price them.
     """
     config = config or Config.from_env()
@@ -110,8 +111,7 @@ def make_app(owners: dict[str, object], config: Config, *, metrics: Metrics | No
         return error_response(500, "Server error", "the server failed to answer; it is logged")
 
     app.wsgi_app = Chain(app, plain, metrics=metrics or Metrics(), state=state,
-                         rate_limit=config.rate_limit, cache=cache,
-                         cached={r.endpoint for r in ROUTES if r.cached})
+                         rate_limit=config.rate_limit, cache=cache)
     return app
 
 

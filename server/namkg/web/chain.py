@@ -23,6 +23,7 @@ from werkzeug.wrappers import Request
 from .cache import ResponseCache, request_key, volatile
 from .endpoint import ARRIVED, BUILDS, PLAIN, TEXT, Answer
 from .ratelimit import RateLimiter
+from .routes import ROUTES
 
 log = logging.getLogger("namkg.access")
 
@@ -58,14 +59,15 @@ def compressible(status: int, mimetype: str, accept_encoding: str) -> bool:
 
 class Chain:
     """WSGI middleware over a Flask app's own ``wsgi_app``: the ``plain`` (route, view) pairs
-    are answered here, the rest by Flask; ``cached``: the endpoints whose answers the
-    ``cache`` may keep (with a ``state``, the served build, to key them by)."""
+    are answered here, the rest by Flask; the ``cache`` keeps the answers of the routes
+    flagged ``cached`` (with a ``state``, the served build, to key them by)."""
+
+    CACHED = frozenset(r.endpoint for r in ROUTES if r.cached and not r.plain)  # Flask's
 
     def __init__(self, flask_app, plain, *, metrics, state=None, rate_limit: float = 0.0,
-                 cache: ResponseCache | None = None, cached=frozenset()):
+                 cache: ResponseCache | None = None):
         self.flask_app, self.flask_wsgi = flask_app, flask_app.wsgi_app
         self.plain = {route.rule: (route, view) for route, view in plain}
-        self.cached = frozenset(cached)
         self.metrics, self.state, self.cache = metrics, state, cache
         self.limiter = RateLimiter(rate_limit)
         self.statuses: dict[int, str] = {}
@@ -113,18 +115,20 @@ class Chain:
         if entry is not None and entry[0].when(method, environ.get("QUERY_STRING", "")
                                                 .encode("latin-1")):
             route, view = entry
-            return self._cached(environ, method, route.endpoint, route.rule,
-                                lambda: self._plain(view, environ, method, route.rule))
-        endpoint, rule = self._match(environ)  # (Flask's request is gone once it answers)
-        if endpoint in self.cached and method in ("GET", "HEAD"):
-            return self._cached(environ, method, endpoint, rule,
-                                lambda: self._flask(environ, method, rule))
-        return self._flask(environ, method, rule)
+            rule, kept = route.rule, route.cached
+            make = functools.partial(self._plain, view, environ, method, rule)
+        else:
+            # Matched here for the metrics' route name and the cache (Flask's request, which
+            # matches again, is gone once it has answered).
+            endpoint, rule = self._match(environ)
+            kept = endpoint in self.CACHED and method in ("GET", "HEAD")
+            make = functools.partial(self._flask, environ, method, rule)
+        return self._cached(environ, method, rule, make) if kept else make()
 
-    def _cached(self, environ, method: str, endpoint: str, rule: str, make) -> Reply:
+    def _cached(self, environ, method: str, rule: str, make) -> Reply:
         """``make()``'s reply, or the one kept for this request under the served build."""
         cache, state = self.cache, self.state
-        if cache is None or state is None or endpoint not in self.cached:
+        if cache is None or state is None:
             return make()
         key = request_key(environ, method)
         if key is None:

@@ -19,7 +19,7 @@ from flask import Response, current_app, request, url_for
 
 from ..config import Config
 from ..iris import GRAPH_NAMES, Iris
-from ..query.executor import Busy, QueryError, QuerySyntaxError
+from ..query.backend import Busy, QueryError, QuerySyntaxError
 from ..query.safety import UnsafeQuery, check_query, check_update
 from ..query.wdqs import to_local
 from .protocol import (

@@ -53,8 +53,8 @@ class Metrics:
                          for name, help_ in COUNTERS.items()}
         self._children: dict[tuple[str, int], tuple] = {}  # labels() looked up once
         self._lock = threading.Lock()
-        self._stats: dict = {}
-        self.registry.register(_ExecutorFigures(self))
+        self._executor = _ExecutorFigures()
+        self.registry.register(self._executor)
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         children = self._children.get((route, status))
@@ -80,21 +80,20 @@ class Metrics:
     def render(self, executor_stats: dict) -> str:
         """The text exposition of every metric, with ``executor_stats`` as they are now."""
         with self._lock:  # one scrape at a time sees its own figures
-            self._stats = executor_stats
+            self._executor.stats = executor_stats
             return generate_latest(self.registry).decode("utf-8")
 
 
 class _ExecutorFigures:
     """The executor's counts (``stats()``) as Prometheus families, at scrape time."""
 
-    def __init__(self, metrics: Metrics):
-        self.metrics = metrics
+    stats: dict = {}  # set by Metrics.render for the scrape it makes
 
     def describe(self):
         return []  # figures come and go with the executor's stats
 
     def collect(self):
-        stats = self.metrics._stats
+        stats = self.stats
         for key, kind in EXECUTOR:
             if key not in stats:
                 continue

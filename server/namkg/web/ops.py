@@ -15,8 +15,7 @@ class Operations:
     metrics; ``/healthz`` shows the store path, PIDs and sandbox only to the admin token."""
 
     def __init__(self, config: Config, state, executor, metrics):
-        self.config, self.state, self.executor = config, state, executor
-        self.registry = metrics
+        self.config, self.state, self.executor, self.recorded = config, state, executor, metrics
 
     def healthz(self):
         stats = self.executor.stats()
@@ -32,5 +31,5 @@ class Operations:
         return body, 200 if ready else 503
 
     def metrics(self) -> Response:
-        text = self.registry.render(self.executor.stats())
+        text = self.recorded.render(self.executor.stats())
         return Response(text, content_type=CONTENT_TYPE)

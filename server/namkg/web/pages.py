@@ -26,7 +26,7 @@ from werkzeug.routing import BuildError
 
 from ..config import Config
 from ..iris import GRAPH_NAMES, Iris
-from ..query.executor import QueryError
+from ..query.backend import QueryError
 from .discovery import DUMPS
 from .endpoint import BUILDS
 from .page_models import (
