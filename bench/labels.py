@@ -175,7 +175,7 @@ def measure(store, url: str, service: str, hand: str, runs: int) -> str:
     local = wdqs.to_local(service)
     n_service = len(list(store.query(local, use_default_graph_as_union=True)))
     n_hand = len(list(store.query(hand, use_default_graph_as_union=True)))
-    rewrite = timed(lambda: wdqs._to_local.__wrapped__(service, None), runs)
+    rewrite = timed(lambda: wdqs.to_local(service), runs)
     ins = timed(lambda: rows(store, local), runs)
     inh = timed(lambda: rows(store, hand), runs)
     hs = timed(lambda: _post(url, service), runs)

@@ -30,22 +30,23 @@ class InThread:
 
     sandbox = None  # queries run in the HTTP worker itself
 
-    def __init__(self, path: Path, result_limit: int, result_bytes: int):
+    def __init__(self, path: Path, result_limit: int, result_bytes: int, allowlist=()):
         self.result_limit, self.result_bytes = result_limit, result_bytes
+        self.allowlist = frozenset(allowlist)
         self.path = str(path)
         self.store = ox.Store.read_only(self.path)
         self.queries = 0
 
     def query(self, sparql: str, *, solutions_format: str | None, graph_format: str | None,
               default_graphs=None, named_graphs=None, base_iri=None, timeout=None,
-              deadline=None) -> Result:
+              deadline=None, client=False, uselang=None) -> Result:
         self.queries += 1
         job = query_job(sparql, solutions_format, graph_format, default_graphs, named_graphs,
-                        base_iri, self.result_limit, self.result_bytes)
+                        base_iri, self.result_limit, self.result_bytes, client, uselang)
         # as a worker would answer; the build is the store path, as the executor gives it
-        return unwrap(answer(self.store, job)).result(self.path)
+        return unwrap(answer(self.store, job, self.allowlist)).result(self.path)
 
-    def update(self, sparql: str, *, timeout=None) -> None:
+    def update(self, sparql: str, *, timeout=None, client=False) -> None:
         raise UpdateRefused("this endpoint is read-only: updates are not accepted")
 
     def reload(self, store_path) -> None:
@@ -62,7 +63,7 @@ class InThread:
 
 def make_app(config: Config):
     executor = InThread(layout.current_path(config.store), config.result_limit,
-                        config.result_bytes)
+                        config.result_bytes, config.service_allowlist)
     return ours("web.app").create_app(config, executor=executor)
 
 

@@ -89,9 +89,14 @@ class Backend(Protocol):
     def query(self, sparql: str, *, solutions_format: str | None, graph_format: str | None,
               default_graphs: list[str] | None = None, named_graphs: list[str] | None = None,
               base_iri: str | None = None, timeout: float | None = None,
-              deadline: float | None = None) -> Result: ...
+              deadline: float | None = None, client: bool = False,
+              uselang: str | None = None) -> Result:
+        """``client``: ``sparql`` is a client's text: its WDQS dialect is made plain and the
+        guard applied before it runs (:mod:`namkg.query.prepare`), a refusal raised as
+        :class:`QueryError` 400."""
 
-    def update(self, sparql: str, *, timeout: float | None = None) -> None: ...
+    def update(self, sparql: str, *, timeout: float | None = None, client: bool = False) -> None:
+        """``client``: a client's update, guarded (:mod:`namkg.query.prepare`) before it runs."""
 
     def reload(self, store_path) -> None: ...
 

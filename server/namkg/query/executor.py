@@ -88,11 +88,14 @@ class Executor:
     def query(self, sparql: str, *, solutions_format: str | None, graph_format: str | None,
               default_graphs: list[str] | None = None, named_graphs: list[str] | None = None,
               base_iri: str | None = None, timeout: float | None = None,
-              deadline: float | None = None) -> Result:
+              deadline: float | None = None, client: bool = False,
+              uselang: str | None = None) -> Result:
         """Run a query; formats are negotiated media types (None: not acceptable).
 
         ``deadline`` (``time.monotonic()``): when the client's time is up, counted from the
-        request's arrival; the query gets the earlier of it and ``timeout`` from now."""
+        request's arrival; the query gets the earlier of it and ``timeout`` from now.
+        ``client``: ``sparql`` is a client's text, made ready in the worker first (the WDQS
+        dialect, ``uselang`` for its labels, and the guard: :mod:`namkg.query.prepare`)."""
         for media, kind in ((solutions_format, ox.QueryResultsFormat),
                             (graph_format, ox.RdfFormat)):
             if media is not None and (kind, media) not in _KNOWN_MEDIA:
@@ -100,15 +103,16 @@ class Executor:
                     raise ValueError(f"unsupported media type: {media!r}")
                 _KNOWN_MEDIA.add((kind, media))
         job = query_job(sparql, solutions_format, graph_format, default_graphs, named_graphs,
-                        base_iri, self.result_limit, self.result_bytes)
+                        base_iri, self.result_limit, self.result_bytes, client, uselang)
         answer, build = self._run(job, self.timeout if timeout is None else timeout, deadline)
         return answer.result(build)
 
-    def update(self, sparql: str, *, timeout: float | None = None) -> None:
-        """Run a SPARQL update, all or nothing; refused unless the executor is writable."""
+    def update(self, sparql: str, *, timeout: float | None = None, client: bool = False) -> None:
+        """Run a SPARQL update, all or nothing (``client``: a client's text, guarded in the
+        worker first); refused unless the executor is writable."""
         if not self.writable:
             raise UpdateRefused("this endpoint is read-only: updates are not accepted")
-        self._run(UpdateJob(sparql), self.timeout if timeout is None else timeout, None)
+        self._run(UpdateJob(sparql, client), self.timeout if timeout is None else timeout, None)
 
     def reload(self, store_path: str | Path) -> None:
         """Serve from ``store_path`` from now on; queries running on the old store finish."""

@@ -19,8 +19,10 @@ imports at both ends, and built through ``dataclasses.fields()``: a query's job 
 >>> got = receive(theirs)
 >>> got.cpu, unwrap(got.outcome).result("b1").body
 (0.25, b'true')
->>> for message in (UpdateJob("x"), Done(), CannotStart("why"), Ready(7, 0.5, "landlock"),
+>>> for message in (UpdateJob("x"), UpdateJob("y", True), Done(), CannotStart("why"),
+...                 Ready(7, 0.5, "landlock"),
 ...                 query_job("ASK {}", "text/csv", None, ["http://g"], None, None, 10),
+...                 query_job("ASK {}", "text/csv", None, None, None, None, 10, 0, True, "ar"),
 ...                 Replied(Failure(500, "x"), 1.0), Replied(SyntaxFault("y"), 1.5),
 ...                 Replied(NoFormat("graph"), 2.0), Replied(Done(), 2.5)):
 ...     send(ours, message)
@@ -58,21 +60,24 @@ class QueryJob:
     base_iri: str | None
     limit: int  # rows or triples kept
     max_bytes: int = 0  # size of the answer kept (0: no cap)
+    client: bool = False  # a client's text: dialect made plain and guarded first (prepare)
+    uselang: str | None = None  # the label service's [AUTO_LANGUAGE], for a client's text
 
 
 @dataclass(frozen=True, slots=True)
 class UpdateJob:
     sparql: str
+    client: bool = False  # a client's text: guarded first (prepare)
 
 
 def query_job(sparql: str, solutions_format: str | None, graph_format: str | None,
               default_graphs, named_graphs, base_iri: str | None, limit: int,
-              max_bytes: int = 0) -> QueryJob:
+              max_bytes: int = 0, client: bool = False, uselang: str | None = None) -> QueryJob:
     """The job for a query, the request's graph lists frozen."""
     return QueryJob(sparql, solutions_format, graph_format,
                     None if default_graphs is None else tuple(default_graphs),
                     None if named_graphs is None else tuple(named_graphs), base_iri, limit,
-                    max_bytes)
+                    max_bytes, client, uselang)
 
 
 # --- worker -> executor -------------------------------------------------------------------

@@ -57,6 +57,7 @@ from .backend import (
     UpdateRefused,
     WorkerCrashed,
 )
+from .prepare import LargeTexts, prepare_query, prepare_update
 from .safety import Lexer, declares_dataset
 
 SOLUTIONS_WIRE = "application/sparql-results+json"
@@ -107,13 +108,16 @@ class RemoteExecutor:
                  auth: tuple[str, str] | None = None, token: str | None = None,
                  default_graphs: Sequence[str] = (), named_graphs: Sequence[str] | None = None,
                  update_url: str | None = None, max_concurrency: int = 8,
-                 max_bytes: int = 64 * 1024 * 1024, server_timeout: float | None = None):
+                 max_bytes: int = 64 * 1024 * 1024, server_timeout: float | None = None,
+                 allowlist: Sequence[str] = ()):
         if timeout <= 0 or result_limit < 0 or max_concurrency < 1:
             raise ValueError("timeout must be > 0, result_limit >= 0, max_concurrency >= 1")
         self.url = check_url(endpoint_url)
         self.update_url = check_url(update_url) if update_url else None
         self.timeout, self.result_limit, self.max_bytes = timeout, result_limit, max_bytes
         self.server_timeout = server_timeout
+        self.allowlist = frozenset(allowlist)  # SERVICE endpoints a client's text may call
+        self._large = LargeTexts()  # a client's text is made ready here, in the HTTP process
         self.writable = self.update_url is not None
         self.default_graphs = list(default_graphs)
         self.named_graphs = list(default_graphs if named_graphs is None else named_graphs)
@@ -136,16 +140,23 @@ class RemoteExecutor:
         (see :func:`namkg.kg.publish.publish`) of ``config``."""
         options.setdefault("default_graphs", list(Iris(config.base_iri).graphs().values()))
         return cls(endpoint_url, timeout=config.query_timeout,
-                   result_limit=config.result_limit, **options)
+                   result_limit=config.result_limit, allowlist=config.service_allowlist,
+                   **options)
 
     # --- the Executor interface --------------------------------------------------------
 
     def query(self, sparql: str, *, solutions_format: str | None, graph_format: str | None,
               default_graphs: list[str] | None = None, named_graphs: list[str] | None = None,
               base_iri: str | None = None, timeout: float | None = None,
-              deadline: float | None = None) -> Result:
+              deadline: float | None = None, client: bool = False,
+              uselang: str | None = None) -> Result:
         """Run a query remotely; formats are negotiated media types (None: not acceptable);
-        ``deadline`` (``time.monotonic()``) shortens the timeout to the client's time left."""
+        ``deadline`` (``time.monotonic()``) shortens the timeout to the client's time left;
+        ``client``: a client's text, made ready first (:mod:`namkg.query.prepare`)."""
+        if client:
+            limit = self.timeout if timeout is None else timeout
+            with self._large.turn(len(sparql), deadline or time.monotonic() + limit):
+                sparql = prepare_query(sparql, uselang, self.allowlist)
         sol = _format(ox.QueryResultsFormat, solutions_format)
         graph = _format(ox.RdfFormat, graph_format)
         form = query_form(sparql)
@@ -184,10 +195,12 @@ class RemoteExecutor:
             raise QueryError(f"the SPARQL backend sent an unreadable {kind or 'untyped'} "
                              f"result: {exc}", 502) from exc
 
-    def update(self, sparql: str, *, timeout: float | None = None) -> None:
+    def update(self, sparql: str, *, timeout: float | None = None, client: bool = False) -> None:
         """Forward a SPARQL update to ``update_url``; refused when there is none."""
         if self.update_url is None:
             raise UpdateRefused("this endpoint is read-only: updates are not accepted")
+        if client:
+            sparql = prepare_update(sparql, self.allowlist)
         self._post(self.update_url, [("update", sparql)], "*/*",
                    self.timeout if timeout is None else timeout, update=True)
 

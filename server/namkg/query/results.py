@@ -1,6 +1,7 @@
-"""Answer a job on an open store: run the query or update, and serialize its results within
-the job's row and byte caps. Runs in a worker process (:mod:`namkg.query.worker`), or in the
-caller's thread where no deadline is wanted (``bench/nodeadline.py``).
+"""Answer a job on an open store: make a client's text ready (:mod:`namkg.query.prepare`), run
+the query or update, and serialize its results within the job's row and byte caps. Runs in a
+worker process (:mod:`namkg.query.worker`), or in the caller's thread where no deadline is
+wanted (``bench/nodeadline.py``).
 
 >>> from namkg.query.messages import query_job
 >>> store = ox.Store()
@@ -10,27 +11,41 @@ caller's thread where no deadline is wanted (``bench/nodeadline.py``).
 ('solutions', b'o\\r\\no\\r\\n', 1, False)
 >>> answer(store, query_job("ASK {", "text/csv", None, None, None, None, 5)).error().status
 400
+>>> refused = query_job("ASK { SERVICE <http://x/> {} }", "text/csv", None, None, None, None, 5,
+...                     client=True)
+>>> answer(store, refused).error().message
+'SERVICE <http://x/> is refused: the endpoint is not allowlisted'
 """
 
 from __future__ import annotations
 
 import pyoxigraph as ox
 
+from .backend import QueryError, QuerySyntaxError
 from .messages import Answer, Done, Failure, NoFormat, Outcome, QueryJob, SyntaxFault, UpdateJob
+from .prepare import prepare_query, prepare_update
 from .safety import declares_dataset
 
 __all__ = ["answer"]
 
 
-def answer(store: ox.Store, job: QueryJob | UpdateJob) -> Outcome:
-    """The outcome of ``job`` on ``store``: a message that pickles, never an exception."""
+def answer(store: ox.Store, job: QueryJob | UpdateJob,
+           allowlist: frozenset[str] = frozenset()) -> Outcome:
+    """The outcome of ``job`` on ``store`` (``allowlist``: the SERVICE endpoints a client's
+    text may call): a message that pickles, never an exception."""
     try:
         if isinstance(job, UpdateJob):
-            store.update(job.sparql)
+            store.update(prepare_update(job.sparql, allowlist) if job.client else job.sparql)
             return Done()
-        return _query(store, job)
+        sparql = (prepare_query(job.sparql, job.uselang, allowlist) if job.client
+                  else job.sparql)
+        return _query(store, job, sparql)
     except SyntaxError as exc:
         return SyntaxFault(str(exc))
+    except QuerySyntaxError as exc:  # the dialect's
+        return SyntaxFault(exc.message)
+    except QueryError as exc:  # the guard's
+        return Failure(exc.status, exc.message)
     except MemoryError:
         return Failure(503, "the query ran out of memory")
     except (RuntimeError, ValueError, TypeError) as exc:
@@ -39,17 +54,17 @@ def answer(store: ox.Store, job: QueryJob | UpdateJob) -> Outcome:
         return Failure(500, f"query failed: {type(exc).__name__}: {exc}")
 
 
-def _query(store: ox.Store, job: QueryJob) -> Answer | NoFormat:
+def _query(store: ox.Store, job: QueryJob, sparql: str) -> Answer | NoFormat:
     options: dict = {}
     if job.base_iri is not None:
         options["base_iri"] = job.base_iri
     if job.default_graphs is not None:
         options["default_graph"] = [ox.NamedNode(g) for g in job.default_graphs]
-    elif not declares_dataset(job.sparql):  # FROM in the query would lose to the union flag
+    elif not declares_dataset(sparql):  # FROM in the query would lose to the union flag
         options["use_default_graph_as_union"] = True
     if job.named_graphs is not None:
         options["named_graphs"] = [ox.NamedNode(g) for g in job.named_graphs]
-    results = store.query(job.sparql, **options)
+    results = store.query(sparql, **options)
     if isinstance(results, (ox.QueryBoolean, ox.QuerySolutions)):
         kind = "boolean" if isinstance(results, ox.QueryBoolean) else "solutions"
         if job.solutions_format is None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 from .backend import QuerySyntaxError
 
@@ -179,13 +179,6 @@ def _line(text: str, pos: int) -> int:
 
 def to_local(text: str, uselang: str | None = None) -> str:
     """``text`` as plain SPARQL (see the module docstring); raises :class:`WdqsError`."""
-    if len(text) <= 8192:
-        return _to_local(text, uselang)  # clients repeat their queries
-    return _to_local.__wrapped__(text, uselang)
-
-
-@lru_cache(maxsize=256)
-def _to_local(text: str, uselang: str | None) -> str:
     try:
         toks = tokens(text)
     except _Unlexable:

@@ -170,12 +170,13 @@ def worker_main(conn, path: str, writable: bool, memory_mb: int, allowlist=()) -
     # From here on the kernel refuses network and file writes, whatever query text arrives.
     how = confine(allowlist=allowlist, readable=[path], writable=[path] if writable else [])
     send(conn, Ready(os.getpid(), time.process_time(), how))
+    allowed = frozenset(allowlist)  # for the guard, which reads the same list
     while True:
         try:
             job = receive(conn)
         except (EOFError, OSError):
             return  # the parent closed the pipe or died
-        outcome = answer(store, job)
+        outcome = answer(store, job, allowed)
         try:  # with the CPU used: the parent's priority basis
             send(conn, Replied(outcome, time.process_time()))
         except (OSError, ValueError):

@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections import OrderedDict
-from contextlib import contextmanager
-from threading import Lock
 from typing import NamedTuple
 
 from flask import Response, current_app, request, url_for
 
 from ..config import Config
 from ..iris import GRAPH_NAMES, Iris
-from ..query.backend import Busy, QueryError, QuerySyntaxError
-from ..query.safety import UnsafeQuery, check_query, check_update
-from ..query.wdqs import to_local
+from ..query.backend import QueryError, QuerySyntaxError
 from .protocol import (
     ProtocolError,
     best_graph_quality,
@@ -108,10 +103,7 @@ def is_query(method: str, query_string: bytes) -> bool:
 def make_query_handler(executor, config: Config, iris: Iris):
     """``answer(request) -> Answer`` for a query request (see :func:`is_query`): the one
     implementation of the protocol's query operation."""
-    allowlist, max_body, limit = config.service_allowlist, config.max_body, config.result_limit
-    timeout = config.query_timeout
-    checked = _SafeTexts()
-    big_texts = _BigTexts()
+    max_body, limit, timeout = config.max_body, config.result_limit, config.query_timeout
 
     def answer(request) -> Answer:
         text = None
@@ -119,9 +111,6 @@ def make_query_handler(executor, config: Config, iris: Iris):
         try:
             req = parse_query_request(request, max_body=max_body)
             text = req.text
-            with big_texts.turn(len(text), deadline):
-                text = to_local(text, req.uselang)  # the WDQS dialect (server/namkg/query/wdqs.py)
-                checked.check(text, allowlist)
             chosen = negotiate(request.headers.get("Accept"), req.format)
             if chosen.solutions is None and chosen.graph is None:
                 raise ProtocolError(406, NOT_ACCEPTABLE)
@@ -134,11 +123,12 @@ def make_query_handler(executor, config: Config, iris: Iris):
                 named_graphs=req.named_graphs if req.has_dataset else None,
                 base_iri=iris.base,  # so <id/x> means an entity of ours
                 deadline=deadline,
+                # the WDQS dialect made plain and the guard, where the query runs
+                client=True,
+                uselang=req.uselang,
             )
         except ProtocolError as exc:
             return error_answer(exc.status, exc.message, exc.headers, text)
-        except UnsafeQuery as exc:
-            return error_answer(400, str(exc), None, text)
         except QuerySyntaxError as exc:
             return error_answer(400, exc.message + _brace_hint(request, text), None, text)
         except QueryError as exc:
@@ -158,56 +148,6 @@ def make_query_handler(executor, config: Config, iris: Iris):
 
 NOT_ACCEPTABLE = ("No acceptable result format. SELECT/ASK: SPARQL JSON, XML, CSV, TSV; "
                   "CONSTRUCT/DESCRIBE: Turtle, N-Triples, N-Quads, TriG, RDF/XML, JSON-LD")
-
-
-class _BigTexts:
-    """Large query texts are read by our Python passes (dialect, guard) one at a time, and only
-    when they can still be read before the request's deadline: each pass is linear but holds
-    the GIL (about 0.7 s per MB for both), so six 1 MB queries at once would take the server's
-    time for seconds and be answered long after their deadline."""
-
-    LARGE = 64 * 1024  # characters: smaller texts take < 50 ms and go straight through
-    SECONDS_PER_CHAR = 1e-6  # both passes, measured ~0.7 us, with room for a loaded machine
-
-    def __init__(self):
-        self.lock = Lock()
-
-    @contextmanager
-    def turn(self, size: int, deadline: float):
-        if size < self.LARGE:
-            yield
-            return
-        need = size * self.SECONDS_PER_CHAR
-        if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic() - need)):
-            raise Busy("other large queries are being read; try again later", 1)
-        try:
-            if deadline - time.monotonic() < need:
-                raise Busy("this large query cannot be read before its deadline; "
-                           "try again later", 1)
-            yield
-        finally:
-            self.lock.release()
-
-
-class _SafeTexts:
-    """Remembers recent query texts that passed :func:`check_query`: clients repeat queries,
-    and the check is pure (text and allowlist), so a repeat need not be lexed again."""
-
-    SIZE, LONGEST = 256, 4096  # entries; characters of a text worth remembering
-
-    def __init__(self):
-        self.seen: OrderedDict[str, None] = OrderedDict()
-        self.lock = Lock()
-
-    def check(self, text: str, allowlist) -> None:
-        if text in self.seen:
-            return
-        check_query(text, allowlist=allowlist)
-        if len(text) <= self.LONGEST:
-            with self.lock:
-                self.seen[text] = None
-                if len(self.seen) > self.SIZE:
-                    self.seen.popitem(last=False)
 
 
 class SparqlViews:
@@ -274,12 +214,9 @@ class SparqlViews:
         try:
             req = parse_update_request(request, max_body=config.max_body)
             request.environ[TEXT] = req.text  # for the access log
-            check_update(req.text, allowlist=config.service_allowlist)
-            self.update_executor.update(req.text)
+            self.update_executor.update(req.text, client=True)  # guarded where it runs
         except ProtocolError as exc:
             return error(exc.status, exc.message, exc.headers)
-        except UnsafeQuery as exc:
-            return error(400, str(exc))
         except QueryError as exc:
             return to_response(_query_error(exc))
         return Response(status=204)
