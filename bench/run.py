@@ -43,6 +43,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,7 +107,7 @@ end
 local n = 0
 function request()
   n = n + 1
-  return wrk.format(nil, nil, nil, "query=%23+" .. tid .. "-" .. n .. "%0A" .. [==[{body}]==])
+  return wrk.format(nil, nil, nil, "query=%23+{run}-" .. tid .. "-" .. n .. "%0A" .. [==[{body}]==])
 end
 """
 # GET requests rotating over a list of paths (each wrk thread from its own offset).
@@ -178,7 +179,10 @@ def wrk(url: str, query: str, clients: int, seconds: float, work: Path, *,
         body = urllib.parse.urlencode({"query": query})
         if distinct:  # the script puts "query=" and the comment before the encoded text
             body = body.removeprefix("query=")
-        head = (WRK_DISTINCT if distinct else WRK_POST).format(body=body, accept=accept)
+        # {run}: this run's own token, so that no text repeats one of an earlier cell (a
+        # response cache would answer it: the 8-client cell's texts were the 1-client one's)
+        head = (WRK_DISTINCT if distinct else WRK_POST).format(
+            body=body, accept=accept, run=Path(out).stem)
     script.write_text(head + WRK_DONE.format(out=out), "utf-8")
     cmd = ["wrk", "-t", str(min(clients, 2)), "-c", str(clients), "-d",
            f"{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script), url]
@@ -652,10 +656,14 @@ def entity_paths(build: Path) -> list[str]:
 
 def workloads(res: Results, system: str, url: str, paths: list[str], work: Path) -> None:
     """Section 2 on one running system: distinct texts; for namkg, entity pages too."""
+    hits = _cache_hits(url)
     for clients in CLIENTS:
         res.loads[system, DISTINCT, clients] = wrk(url, SIMPLE, clients, res.seconds, work,
                                                    distinct=True)
     log(f"{system} {DISTINCT}: {res.loads[system, DISTINCT, 8].text()}")
+    if hits is not None:  # namkg's own count says whether every text was new to it
+        res.notes.append(f"{SYSTEMS[system]}, {DISTINCT}: {_cache_hits(url) - hits:,.0f} "
+                         "answers from its response cache (namkg_response_cache_hits_total)")
     if system != "namkg" or not paths:
         return
     root = url.rsplit("/sparql", 1)[0]
@@ -665,6 +673,17 @@ def workloads(res: Results, system: str, url: str, paths: list[str], work: Path)
                                                    paths=paths, accept=accept)
         log(f"{system} {name} ({len(paths)} pages): {res.loads[system, name, 8].text()}")
     res.entity_pages = len(paths)
+
+
+def _cache_hits(url: str) -> float | None:
+    """namkg's response-cache hits so far, from its /metrics; None for other systems."""
+    try:
+        with urllib.request.urlopen(url.rsplit("/sparql", 1)[0] + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except (OSError, ValueError):
+        return None
+    m = re.search(r"^namkg_response_cache_hits_total (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
 
 
 def start_system(system: str, res: Results, store: Path, build: Path, work: Path,

@@ -6,6 +6,9 @@ import json
 
 import pytest
 import requests
+from click.testing import CliRunner
+from namkg import cli
+from namkg.config import Config
 from namkg.web.metrics import BUCKETS
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -66,3 +69,12 @@ def test_access_log_is_one_json_line_per_request_with_query_hash(built_store):
                if s.name == "namkg_requests_total"}
     assert counted[("/sparql", "400")] == 1 and counted[("/sparql", "200")] >= 1
     assert any(s.name == "namkg_request_seconds_bucket" for s in samples)
+
+
+def test_serve_help_states_the_defaults_in_force():
+    """Regression: ``namkg serve --help`` said 16 HTTP threads while 32 were used."""
+    text = " ".join(CliRunner().invoke(cli.main, ["serve", "--help"]).output.split())
+    defaults = Config()
+    for name in ("host", "port", "http_threads", "query_workers"):
+        assert f"[NAMKG_{name.upper()}, {getattr(defaults, name)}]" in text
+    assert f"[NAMKG_QUERY_TIMEOUT, {defaults.query_timeout:g}]" in text

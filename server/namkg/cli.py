@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -35,6 +36,14 @@ def _config(ctx: click.Context, **overrides) -> Config:
         ctx.fail(str(exc))
 
 
+def _env(name: str) -> str:
+    """``[NAMKG_NAME, default]`` for an option's help, from :class:`Config` itself, so that
+    the help cannot disagree with the settings it describes."""
+    default = next(f.default for f in fields(Config) if f.name == name)
+    value = f"{default:g}" if isinstance(default, float) else default
+    return f"[NAMKG_{name.upper()}, {value}]"
+
+
 @click.group()
 @click.version_option(package_name="nam-kg")
 def main() -> None:
@@ -42,13 +51,14 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", help="Interface to bind [NAMKG_HOST, 127.0.0.1].")
-@click.option("--port", type=int, help="Port [NAMKG_PORT, 8000].")
+@click.option("--host", help=f"Interface to bind {_env('host')}.")
+@click.option("--port", type=int, help=f"Port {_env('port')}.")
 @click.option("--store", type=click.Path(path_type=Path), help="Store directory [NAMKG_STORE].")
-@click.option("--threads", "http_threads", type=int, help="HTTP threads [NAMKG_HTTP_THREADS, 16].")
-@click.option("--query-workers", type=int, help="Query processes [NAMKG_QUERY_WORKERS, 8].")
+@click.option("--threads", "http_threads", type=int, help=f"HTTP threads {_env('http_threads')}.")
+@click.option("--query-workers", type=int,
+              help=f"Query processes {_env('query_workers')}.")
 @click.option("--timeout", "query_timeout", type=float,
-              help="Query deadline, s [NAMKG_QUERY_TIMEOUT, 5].")
+              help=f"Query deadline, s {_env('query_timeout')}.")
 @click.option("--backend", help="Serve from this remote SPARQL endpoint [NAMKG_BACKEND]; "
               "its password from NAMKG_BACKEND_PASSWORD.")
 @click.option("--backend-user", help="User for the backend [NAMKG_BACKEND_USER].")
