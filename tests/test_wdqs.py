@@ -18,7 +18,7 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from namkg.query import wdqs
+from namkg.query import tokens, wdqs
 from SPARQLWrapper import JSON, SPARQLWrapper
 from wikibaseintegrator.wbi_helpers import execute_sparql_query
 
@@ -283,7 +283,7 @@ def test_the_label_service_never_reaches_the_service_guard(live_server):
     assert control.status_code == 400 and "is refused" in control.text, control.text
     for path in CORPUS:
         text = wdqs.to_local(path.read_text("utf-8"))
-        assert not [t for t in wdqs.tokens(text) if t.text.upper() == "SERVICE"], path.name
+        assert not [t for t in tokens.tokens(text) if t.text.upper() == "SERVICE"], path.name
 
 
 def test_the_label_service_calls_nothing_on_a_server_that_may_federate(built_store):
@@ -519,11 +519,11 @@ def test_any_text_is_rewritten_or_refused_clearly(text):
         assert exc.status == 400 and exc.message
         return
     try:
-        toks = wdqs.tokens(text)
-    except wdqs._Unlexable:  # a string that never closes: left to the parser as it is
+        toks = tokens.tokens(text)
+    except tokens.Unlexable:  # a string that never closes: left to the parser as it is
         assert out == text
         return
     # the rewrite removes label services only: any other SERVICE is still there for the guard
     others = [t for t in toks if t.text.upper() == "SERVICE"]
     if others and "wikibase:label" not in text:
-        assert [t.text for t in wdqs.tokens(out) if t.text.upper() == "SERVICE"]
+        assert [t.text for t in tokens.tokens(out) if t.text.upper() == "SERVICE"]

@@ -35,13 +35,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from .backend import QuerySyntaxError
+from .label_service import RDFS_LABEL, SKOS_ALT, WD, Names, label_patterns
+from .tokens import Tok, Unlexable, line_of, matching, matching_braces, string_value, tokens
 
-WD = "http://www.wikidata.org/entity/"
 WIKIBASE = "http://wikiba.se/ontology#"
 BD = "http://www.bigdata.com/rdf#"
 HINT = "http://www.bigdata.com/queryHints#"
-RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
-SKOS_ALT = "http://www.w3.org/2004/02/skos/core#altLabel"
 DESCRIPTION = "http://schema.org/description"  # WDQS's schema: is http://schema.org/
 
 # The prefixes WDQS declares for every query (its user manual's list).
@@ -105,75 +104,6 @@ class WdqsError(QuerySyntaxError):
         super().__init__(message)
 
 
-# ---------------------------------------------------------------- tokens
-
-# PN_CHARS_BASE of SPARQL 1.1 (§19.8), as a character class body.
-_BASE = (
-    "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u037d\u037f-\u1fff\u200c-\u200d"
-    "\u2070-\u218f\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufffd\U00010000-\U000effff"
-)
-_U = _BASE + "_"
-_CH = _U + r"\-0-9\u00b7\u0300-\u036f\u203f-\u2040"
-_PLX = r"%[0-9A-Fa-f]{2}|\\[_~.\-!$&'()*+,;=/?#@%]"
-_PREFIX = rf"[{_BASE}](?:[{_CH}.]*[{_CH}])?"
-_LOCAL = rf"(?:[{_U}:0-9]|{_PLX})(?:(?:[{_CH}.:]|{_PLX})*(?:[{_CH}:]|{_PLX}))?"
-_TOKEN = re.compile(
-    rf"""
-    (?P<skip>(?:[ \t\r\n]|\#[^\r\n]*)+)
-  | (?P<iri><(?:[^<>"{{}}|^`\\\x00-\x20]|\\u[0-9A-Fa-f]{{4}}|\\U[0-9A-Fa-f]{{8}})*>)
-  | (?P<str>'''(?:'{{0,2}}(?:[^'\\]|\\.))*'''|\"\"\"(?:"{{0,2}}(?:[^"\\]|\\.))*\"\"\"
-           |'(?:[^'\\\r\n]|\\.)*'|"(?:[^"\\\r\n]|\\.)*")
-  | (?P<var>[?$][{_U}0-9][{_U}0-9\u00b7\u0300-\u036f\u203f-\u2040]*)
-  | (?P<bnode>_:[{_U}0-9](?:[{_CH}.]*[{_CH}])?)
-  | (?P<pname>(?:{_PREFIX})?:(?:{_LOCAL})?)
-  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<num>[0-9]*\.[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+\.[0-9]*[eE][+-]?[0-9]+
-           |[0-9]+(?:[eE][+-]?[0-9]+)?)
-  | (?P<lang>@[a-zA-Z]+(?:-[a-zA-Z0-9]+)*)
-  | (?P<quote>['"])
-  | (?P<punct>\^\^|&&|\|\||!=|<=|>=|.)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-
-
-@dataclass(frozen=True)
-class Tok:
-    kind: str
-    start: int
-    end: int
-    text: str
-
-
-class _Unlexable(Exception):
-    """A string that never closes: the text is left to the real parser's error message."""
-
-
-def tokens(text: str) -> list[Tok]:
-    """The significant tokens of ``text`` (no whitespace or comments).
-
-    >>> [t.text for t in tokens('SELECT ?x { ?x a "}" . # }\\n ?x wdt:P31/wdt:P279* wd:Q5.}')]
-    ['SELECT', '?x', '{', '?x', 'a', '"}"', '.', '?x', 'wdt:P31', '/', 'wdt:P279', '*', \
-'wd:Q5', '.', '}']
-    """
-    out, pos = [], 0
-    for m in _TOKEN.finditer(text):
-        if m.start() != pos:  # finditer skipped nothing it could not match: cannot happen
-            raise _Unlexable
-        pos = m.end()
-        kind = m.lastgroup
-        if kind == "skip":
-            continue
-        if kind == "quote":
-            raise _Unlexable
-        out.append(Tok(kind, m.start(), m.end(), m.group()))
-    return out
-
-
-def _line(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
-
-
 # ---------------------------------------------------------------- the rewrite
 
 
@@ -181,7 +111,7 @@ def to_local(text: str, uselang: str | None = None) -> str:
     """``text`` as plain SPARQL (see the module docstring); raises :class:`WdqsError`."""
     try:
         toks = tokens(text)
-    except _Unlexable:
+    except Unlexable:
         return text
     query = _Query(text, toks, _auto_language(uselang))
     return query.rewritten()
@@ -227,7 +157,7 @@ class _Query:
 
     @cached_property
     def brackets(self) -> dict[int, int]:
-        return _matching(self.toks)
+        return matching(self.toks)
 
     def expand(self, tok: Tok) -> str | None:
         """The IRI a prefixed name or IRI token stands for (None for other tokens)."""
@@ -245,7 +175,7 @@ class _Query:
         inserts: dict[int, list[str]] = {}  # token index -> text put before it
         drop += self._hints()
         blocks = self._services()
-        private = _Names({t.text[1:] for t in self.toks if t.kind == "var"})
+        private = Names({t.text[1:] for t in self.toks if t.kind == "var"})
         auto_done = False
         for block in blocks:
             drop.append((block.start, block.end))
@@ -360,7 +290,7 @@ class _Query:
                 continue
             if prefix not in PREFIXES:
                 raise WdqsError(
-                    f"Unknown prefix '{prefix}:' (line {_line(self.text, t.start)}, in "
+                    f"Unknown prefix '{prefix}:' (line {line_of(self.text, t.start)}, in "
                     f"'{t.text}'): declare it with PREFIX {prefix}: <...>; WDQS's predeclared "
                     "prefixes are known here without one"
                 )
@@ -402,7 +332,7 @@ class _Query:
 
     def _services(self) -> list[_LabelBlock]:
         toks, blocks, stack = self.toks, [], []
-        match = _matching_braces(toks)
+        match = matching_braces(toks)
         for i, t in enumerate(toks):
             if t.text == "{":
                 stack.append(i)
@@ -420,7 +350,7 @@ class _Query:
             if iri in UNSUPPORTED:
                 raise WdqsError(
                     f"SERVICE {toks[j].text} ({UNSUPPORTED[iri]} of WDQS) is not supported here "
-                    f"(line {_line(self.text, t.start)}): this endpoint answers from its own "
+                    f"(line {line_of(self.text, t.start)}): this endpoint answers from its own "
                     "graph, and calls none of WDQS's services"
                 )
             if iri != WIKIBASE + "label":
@@ -442,12 +372,12 @@ class _Query:
         """The triples inside the label block: ``bd:serviceParam wikibase:language "..."`` and
         the manual ones (``?x rdfs:label ?name``, ``schema:description``, ``skos:altLabel``)."""
         toks = self.toks
-        line = _line(self.text, toks[start - 2].start)
+        line = line_of(self.text, toks[start - 2].start)
 
         def bad(tok: Tok, why: str) -> WdqsError:
             return WdqsError(
                 f"In the label service (line {line}): {why}, at "
-                f"'{tok.text}' (line {_line(self.text, tok.start)})"
+                f"'{tok.text}' (line {line_of(self.text, tok.start)})"
             )
 
         i = start
@@ -489,7 +419,7 @@ class _Query:
                 return  # other parameters change nothing we do
             if o.kind != "str":
                 raise bad(o, 'wikibase:language takes a string such as "ar,en"')
-            for lang in _string_value(o.text).split(","):
+            for lang in string_value(o.text).split(","):
                 lang = lang.strip()
                 if lang.upper() == "[AUTO_LANGUAGE]":
                     lang = self.auto
@@ -554,105 +484,3 @@ class _Query:
         out.append(text[pos:])
         head = "".join(f"PREFIX {p}: <{PREFIXES[p]}> " for p in needed)
         return head + "".join(out)
-
-
-def _matching_braces(toks: list[Tok]) -> dict[int, int]:
-    match, stack = {}, []
-    for i, t in enumerate(toks):
-        if t.text == "{":
-            stack.append(i)
-        elif t.text == "}" and stack:
-            match[stack.pop()] = i
-    return match
-
-
-def _matching(toks: list[Tok]) -> dict[int, int]:
-    """Opening bracket index -> its closing one, for braces, parentheses and square brackets."""
-    pairs, match, stack = {"{": "}", "(": ")", "[": "]"}, {}, []
-    for i, t in enumerate(toks):
-        if t.kind != "punct":
-            continue
-        if t.text in pairs:
-            stack.append(i)
-        elif t.text in (")", "}", "]"):
-            while stack and pairs[toks[stack[-1]].text] != t.text:
-                stack.pop()  # unbalanced: the parser will say so
-            if stack:
-                match[stack.pop()] = i
-    return match
-
-
-_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
-
-
-def _string_value(token: str) -> str:
-    quote = 3 if token[:3] in ("'''", '"""') else 1
-    body = token[quote:-quote]
-    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), body)
-
-
-class _Names:
-    """Fresh variable names that clash with none of the query's."""
-
-    def __init__(self, taken: set[str]):
-        self.taken, self.n, self.made = taken, 0, set()
-
-    def new(self, hint: str) -> str:
-        while True:
-            self.n += 1
-            name = f"wdqs_{hint}_{self.n}"
-            if name not in self.taken:
-                self.taken.add(name)
-                self.made.add(name)
-                return name
-
-
-def label_patterns(wanted: list[tuple[str, str, str]], languages: list[str], names: _Names) -> str:
-    """SPARQL binding each (base, property, target) of ``wanted`` as the label service would.
-
-    ``?base`` is copied first (``BIND``) and each ``OPTIONAL`` is conditioned on the copy, so a
-    row where ``?base`` is unbound keeps it unbound and is not joined with every label.
-    A label falls back to the QID (or the IRI) when no language has one; descriptions and
-    aliases have no fallback; aliases are joined with ", " as WDQS does.
-
-    >>> print(label_patterns([("x", RDFS_LABEL, "xLabel")], ["ar", "en"], _Names(set())))
-    BIND(?x AS ?wdqs_x_1) \
-OPTIONAL { ?x <http://www.w3.org/2000/01/rdf-schema#label> ?wdqs_l_2 \
-FILTER(BOUND(?wdqs_x_1) && LANG(?wdqs_l_2) = "ar") } \
-OPTIONAL { ?x <http://www.w3.org/2000/01/rdf-schema#label> ?wdqs_l_3 \
-FILTER(BOUND(?wdqs_x_1) && LANG(?wdqs_l_3) = "en") } \
-BIND(COALESCE(?wdqs_l_2, ?wdqs_l_3, IF(isIRI(?x), IF(STRSTARTS(STR(?x), \
-"http://www.wikidata.org/entity/"), STRAFTER(STR(?x), "http://www.wikidata.org/entity/"), \
-STR(?x)), ?wdqs_x_1)) AS ?xLabel)
-    """
-    parts, copies = [], {}
-    for base, prop, target in wanted:
-        if base not in copies:
-            copies[base] = names.new(base if re.match(r"^[A-Za-z0-9_]+$", base) else "v")
-            parts.append(f"BIND(?{base} AS ?{copies[base]})")
-        guard = copies[base]
-        found = []
-        for lang in languages:
-            v = names.new("l")
-            found.append(f"?{v}")
-            if prop == SKOS_ALT:
-                a = names.new("a")
-                parts.append(
-                    f"OPTIONAL {{ {{ SELECT ?{base} "
-                    f'(STRLANG(STR(GROUP_CONCAT(?{a}; separator=", ")), "{lang}") AS ?{v}) '
-                    f"WHERE {{ ?{base} <{prop}> ?{a} "
-                    f'FILTER(LANG(?{a}) = "{lang}") }} GROUP BY ?{base} }} '
-                    f"FILTER(BOUND(?{guard})) }}"
-                )
-            else:
-                parts.append(
-                    f"OPTIONAL {{ ?{base} <{prop}> ?{v} "
-                    f'FILTER(BOUND(?{guard}) && LANG(?{v}) = "{lang}") }}'
-                )
-        if prop == RDFS_LABEL:  # the guard is unbound here when ?base is: no fallback then
-            found.append(
-                f'IF(isIRI(?{base}), IF(STRSTARTS(STR(?{base}), "{WD}"), '
-                f'STRAFTER(STR(?{base}), "{WD}"), STR(?{base})), ?{guard})'
-            )
-        parts.append(f"BIND(COALESCE({', '.join(found)}) AS ?{target})")
-    return " ".join(parts)
