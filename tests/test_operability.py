@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -78,3 +79,17 @@ def test_serve_help_states_the_defaults_in_force():
     for name in ("host", "port", "http_threads", "query_workers"):
         assert f"[NAMKG_{name.upper()}, {getattr(defaults, name)}]" in text
     assert f"[NAMKG_QUERY_TIMEOUT, {defaults.query_timeout:g}]" in text
+
+
+def test_access_lines_reach_the_log_while_the_server_runs(built_store):
+    """The access log is written in batches (namkg.web.logbatch): a line still comes out
+    within a fraction of a second, not only when the server stops."""
+    server = Server(built_store)
+    try:
+        assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200
+        deadline = time.monotonic() + 5
+        while '"path": "/healthz"' not in server.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert '"path": "/healthz"' in server.log_text()
+    finally:
+        server.stop()

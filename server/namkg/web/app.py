@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from .cache import ResponseCache
 from .chain import Chain
 from .discovery import configure_host_handling
 from .endpoint import SparqlViews
+from .logbatch import BatchedStream
 from .metrics import Metrics
 from .ops import Operations
 from .pages import Pages, error_response, query_error_response
@@ -64,8 +66,9 @@ def create_app(config: Config | None = None, *, executor: Backend | None = None)
     app = make_app(owners, config, metrics=metrics, state=state, cache=cache)
     app.extensions["namkg"] = {"config": config, "executor": executor, "metrics": metrics,
                                "state": state, "iris": iris}
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not logging.getLogger().handlers:  # the access log's lines written in batches
+        logging.basicConfig(level=logging.INFO, format="%(message)s",
+                            handlers=[BatchedStream(sys.stderr)])
     sandbox = executor.sandbox  # what the kernel refuses the query workers
     if sandbox:
         (app.logger.warning if sandbox.startswith("UNSANDBOXED") else app.logger.info)(

@@ -22,10 +22,11 @@ from werkzeug.wrappers import Request
 
 from .cache import ResponseCache, request_key, volatile
 from .endpoint import ARRIVED, BUILDS, PLAIN, TEXT, Answer
+from .logbatch import ACCESS
 from .ratelimit import RateLimiter
 from .routes import ROUTES
 
-log = logging.getLogger("namkg.access")
+log = logging.getLogger(ACCESS)
 
 COMPRESSIBLE = ("text/", "application/sparql-results", "application/json", "application/ld+json",
                 "application/n-", "application/trig", "application/rdf+xml", "application/xml")
