@@ -93,3 +93,23 @@ def test_access_lines_reach_the_log_while_the_server_runs(built_store):
         assert '"path": "/healthz"' in server.log_text()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("name, raw", [("NAMKG_CLIENT_TIMEOUT", "0"), ("NAMKG_QUERY_TIMEOUT", "-1"),
+                                       ("NAMKG_QUERY_WORKERS", "0"), ("NAMKG_QUERY_TIMEOUT", "inf"),
+                                       ("NAMKG_MAX_BODY", "0"), ("NAMKG_RATE_LIMIT", "nan")])
+def test_a_setting_that_cannot_work_is_refused_by_name(name, raw):
+    """Regression: NAMKG_CLIENT_TIMEOUT=0 was taken (the body gate's timer then spun)."""
+    with pytest.raises(ValueError, match=f"{name} must be a finite number"):
+        Config.from_env({name: raw})
+
+
+def test_zero_still_turns_off_what_it_documents():
+    cfg = Config.from_env({"NAMKG_RATE_LIMIT": "0", "NAMKG_RESPONSE_CACHE_MB": "0",
+                           "NAMKG_WORKER_MEMORY_MB": "0"})
+    assert (cfg.rate_limit, cfg.response_cache_mb, cfg.worker_memory_mb) == (0, 0, 0)
+
+
+def test_serve_refuses_a_zero_deadline_before_starting():
+    done = CliRunner().invoke(cli.main, ["serve", "--timeout", "0"])
+    assert done.exit_code == 2 and "NAMKG_QUERY_TIMEOUT must be a finite number" in done.output

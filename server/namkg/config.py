@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -35,6 +36,12 @@ def default_root() -> Path:
 
 
 REPO_ROOT = default_root()
+
+
+# Settings a zero (or less) would break: a deadline of 0 s, no threads, no worker...
+POSITIVE = ("http_threads", "query_workers", "query_timeout", "max_body", "result_limit",
+            "result_bytes", "client_timeout", "max_connections")
+NON_NEGATIVE = ("worker_memory_mb", "rate_limit", "response_cache_mb")  # 0: off
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,12 @@ class Config:
         cfg = cls(**values)
         if not cfg.base_iri.endswith(("/", "#")):
             raise ValueError(f"NAMKG_BASE_IRI must end with '/' or '#': {cfg.base_iri!r}")
+        for name in POSITIVE + NON_NEGATIVE:
+            value = getattr(cfg, name)
+            least = "0" if name in NON_NEGATIVE else "more than 0"
+            if not math.isfinite(value) or value < 0 or (value == 0 and name in POSITIVE):
+                raise ValueError(f"NAMKG_{name.upper()} must be a finite number, {least}: "
+                                 f"{value!r}")
         return cfg
 
     def with_(self, **changes) -> Config:
