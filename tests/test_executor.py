@@ -5,10 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import multiprocessing
 import os
 import signal
-import struct
 import subprocess
 import sys
 import textwrap
@@ -18,7 +16,6 @@ from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
-from namkg.query import messages
 from namkg.query.backend import (
     Busy,
     NotAcceptable,
@@ -542,38 +539,3 @@ def test_workers_die_with_their_parent(store_path):
         proc.wait()
     # Reparented workers are reaped by init, which in a container may leave zombies.
     assert wait_for(lambda: all(dead(p) for p in pids), timeout=10)
-
-
-# --- the pipe between the executor and a worker (namkg.query.messages) ---------------------
-
-def test_a_message_larger_than_one_read_crosses_whole():
-    ours, theirs = multiprocessing.Pipe()
-    body = os.urandom(3 * messages.READ_AHEAD + 7) * 40  # ~2 MB: many reads, and the pipe fills
-    sent = messages.Replied(messages.Answer("solutions", "text/csv", body, 5, True), 1.5)
-    writer = threading.Thread(target=messages.send, args=(ours, sent))
-    writer.start()
-    got = messages.receive(theirs)
-    writer.join(10)
-    assert got == sent
-
-
-def test_a_closed_pipe_reads_as_eof_even_mid_message():
-    ours, theirs = multiprocessing.Pipe()
-    os.write(ours.fileno(), struct.pack("!Q", 100) + b"only part")  # then the worker dies
-    ours.close()
-    with pytest.raises(EOFError):
-        messages.receive(theirs)
-    ours, theirs = multiprocessing.Pipe()
-    ours.close()
-    with pytest.raises(EOFError):
-        messages.receive(theirs)
-
-
-def test_two_messages_at_once_are_an_error_not_a_lost_message():
-    """Reading ahead relies on each end waiting for the other's answer: a second message
-    behind the first is said, never silently dropped."""
-    ours, theirs = multiprocessing.Pipe()
-    messages.send(ours, messages.Done())
-    messages.send(ours, messages.Done())
-    with pytest.raises(OSError, match="two messages at once"):
-        messages.receive(theirs)

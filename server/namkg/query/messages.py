@@ -35,9 +35,7 @@ namkg.query.backend.QueryError: query evaluation failed: x
 
 from __future__ import annotations
 
-import os
 import pickle
-import struct
 from dataclasses import dataclass, fields
 from operator import attrgetter
 
@@ -161,9 +159,6 @@ def unwrap(outcome: Outcome) -> Answer | Done:
 
 # --- the pipe -----------------------------------------------------------------------------
 
-_HEAD = struct.Struct("!Q")  # a message's length in bytes
-READ_AHEAD = 16384  # bytes read at once: a job, or a small answer, whole
-
 _KINDS = (QueryJob, UpdateJob, Ready, CannotStart, Answer, Done, SyntaxFault, NoFormat, Failure)
 _NUMBER = {kind: n for n, kind in enumerate(_KINDS)}
 _REPLIED = len(_KINDS)  # Replied holds a message: sent as (_REPLIED, cpu, its outcome's)
@@ -179,41 +174,13 @@ _VALUES = [_values_of(kind) for kind in _KINDS]
 
 
 def send(conn, message) -> None:
-    """Send one message down a pipe (``multiprocessing.Pipe`` end): its length, then it, in
-    one write where the pipe takes it whole."""
-    data = pickle.dumps(_flat(message), pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_HEAD.pack(len(data)) + data)
-    fd = conn.fileno()
-    while view:
-        view = view[os.write(fd, view):]
+    """Send one message down a pipe (``multiprocessing.Pipe`` end)."""
+    conn.send_bytes(pickle.dumps(_flat(message), pickle.HIGHEST_PROTOCOL))
 
 
 def receive(conn):
-    """The next message from a pipe; EOFError once the other end closed it.
-
-    A message and its length come in one read (``Connection.recv_bytes`` makes two, and each
-    read lets go of the GIL and has to win it back). Reading ahead is safe because each end
-    sends one message and then waits for the other's: there is never a second one behind."""
-    fd = conn.fileno()
-    got = os.read(fd, READ_AHEAD)
-    while len(got) < _HEAD.size:
-        more = os.read(fd, READ_AHEAD) if got else b""
-        if not more:
-            raise EOFError
-        got += more
-    end = _HEAD.size + _HEAD.unpack_from(got)[0]
-    if len(got) < end:
-        parts, have = [got], len(got)
-        while have < end:
-            chunk = os.read(fd, min(end - have, 1 << 20))
-            if not chunk:
-                raise EOFError
-            parts.append(chunk)
-            have += len(chunk)
-        got = b"".join(parts)
-    elif len(got) > end:  # the alternation above broken: say so rather than lose a message
-        raise OSError("two messages at once on a query worker's pipe")
-    return _unflat(pickle.loads(memoryview(got)[_HEAD.size:]))
+    """The next message from a pipe; EOFError once the other end closed it."""
+    return _unflat(pickle.loads(conn.recv_bytes()))
 
 
 def _flat(message) -> tuple:
