@@ -16,7 +16,7 @@ from namkg.iris import Iris
 from namkg.query.executor import Executor
 from namkg.web.app import make_app as mount_owners
 from namkg.web.endpoint import SparqlViews
-from namkg.web.protocol import SD
+from namkg.web.service_description import SD
 from rdflib.plugins.stores.sparqlstore import SPARQLStore
 from SPARQLWrapper import CSV, JSON, JSONLD, POST, POSTDIRECTLY, TURTLE, XML, SPARQLWrapper
 

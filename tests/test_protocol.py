@@ -9,7 +9,6 @@ import pytest
 import rdflib
 from namkg.iris import GRAPH_NAMES, Iris
 from namkg.web.protocol import (
-    SD,
     Negotiated,
     ProtocolError,
     best_graph_quality,
@@ -18,8 +17,8 @@ from namkg.web.protocol import (
     parse_query_request,
     parse_update_request,
     preferred_quality,
-    service_description,
 )
+from namkg.web.service_description import SD, service_description
 from rdflib.namespace import RDF
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request

@@ -26,8 +26,8 @@ from .protocol import (
     parse_update_request,
     preferred_quality,
     query_text_present,
-    service_description,
 )
+from .service_description import service_description
 
 QUERY_ALLOW = "GET, HEAD, POST, OPTIONS"
 UPDATE_ALLOW = "POST, OPTIONS"
