@@ -270,9 +270,9 @@ def value_engine():
     engine = sx.Engine(DataStore(store), sg, Graph)
     checks = []
     for i in range(len(VALUE_CHECKS)):
-        (prop,) = engine._components(engine._shape(URIRef(f"{EX}S{i}")))
-        (c,) = engine._components(engine._shape(prop.property_shapes[0]))
-        checks.append((c, engine._ok(c, "?v", ())))
+        (prop,) = engine.components(engine.shape(URIRef(f"{EX}S{i}")))
+        (c,) = engine.components(engine.shape(prop.property_shapes[0]))
+        checks.append((c, engine.ok(c, "?v", ())))
     return engine, checks
 
 
