@@ -38,23 +38,12 @@ import pyoxigraph as ox
 from .. import __version__
 from ..config import DEFAULT_BASE
 from ..iris import Iris
+from ..query.wdqs_prefixes import PREFIXES
 from .layout import graph_size
 
-WD = "http://www.wikidata.org/entity/"
-WDQS_PREFIXES = {
-    "wd": WD,
-    "wdt": "http://www.wikidata.org/prop/direct/",
-    "p": "http://www.wikidata.org/prop/",
-    "ps": "http://www.wikidata.org/prop/statement/",
-    "psv": "http://www.wikidata.org/prop/statement/value/",
-    "pq": "http://www.wikidata.org/prop/qualifier/",
-    "pqv": "http://www.wikidata.org/prop/qualifier/value/",
-    "pr": "http://www.wikidata.org/prop/reference/",
-    "prv": "http://www.wikidata.org/prop/reference/value/",
-    "wikibase": "http://wikiba.se/ontology#",
-    "prov": "http://www.w3.org/ns/prov#",
-    "xsd": "http://www.w3.org/2001/XMLSchema#",
-}
+# The prefixes the export writes with (those of WDQS, by the same names).
+WDQS_PREFIXES = {k: PREFIXES[k] for k in ("wd", "wdt", "p", "ps", "psv", "pq", "pqv", "pr", "prv",
+                                          "wikibase", "prov", "xsd")}
 VIEWS = Path(__file__).parent / "views"
 LATER_PASSES = (("references.rq", "best-rank.rq"), ("properties.rq",), ("labels.rq",))
 FORMATS = ("ttl", "nt", "nq", "jsonld", "trig", "wikibase", "quickstatements")
