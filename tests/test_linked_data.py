@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from collections import Counter
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 import rdflib
@@ -427,14 +428,19 @@ def test_jsonld_parses_as_json(live_server):
 
 # ---------------------------------------------------------------- Comunica, a real client
 
-COMUNICA_BIN = os.environ.get("NAMKG_COMUNICA") or shutil.which("comunica-sparql")
-
-
-@pytest.mark.skipif(
+# tests/clients holds the pinned client (npm ci --prefix tests/clients, which the README's test
+# command runs where npm is installed): Comunica 4 with sparqljson-parse 2, since with 3 it
+# loses language tags (a client bug).
+PINNED = Path(__file__).parent / "clients" / "node_modules" / ".bin" / "comunica-sparql"
+COMUNICA_BIN = (os.environ.get("NAMKG_COMUNICA") or (str(PINNED) if PINNED.exists() else None)
+                or shutil.which("comunica-sparql"))
+NEEDS_COMUNICA = pytest.mark.skipif(
     not COMUNICA_BIN,
-    reason="comunica-sparql not found (npm install @comunica/query-sparql@4, then put "
-    "node_modules/.bin on PATH or set NAMKG_COMUNICA to it)",
+    reason="comunica-sparql not found (npm ci --prefix tests/clients, or set NAMKG_COMUNICA)",
 )
+
+
+@NEEDS_COMUNICA
 @pytest.mark.parametrize("path", [AZ, "graph/links", "ontology/0.1.0"])
 def test_comunica_queries_our_documents(live_server, path):
     """Comunica dereferences the URL itself (its own Accept, its own parsers) and queries it."""
@@ -449,3 +455,32 @@ def test_comunica_queries_our_documents(live_server, path):
     count = int(re.match(r'"(\d+)"', row["n"]).group(1))
     expected = graph_of(get(f"{live_server}/{path}", "application/n-triples").content, "nt")
     assert count == len(expected) > 20
+
+
+@NEEDS_COMUNICA
+def test_comunica_reads_the_endpoint_as_we_answer(live_server):
+    """Comunica with /sparql as its source (its own request, its own results parser, its own
+    serializer) gets every term as the endpoint sends it: Arabic text, language tags,
+    datatypes, IRIs."""
+    query = ("SELECT ?s ?p ?o WHERE { ?s ?p ?o FILTER(!isBlank(?s) && !isBlank(?o)) "
+             "FILTER(isLiteral(?o) || ?p = <http://www.w3.org/2002/07/owl#sameAs>) }")
+    done = subprocess.run(
+        [COMUNICA_BIN, f"sparql@{live_server}/sparql", "-t", "application/sparql-results+json",
+         query],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    ours = requests.post(f"{live_server}/sparql", data={"query": query}, timeout=30,
+                         headers={"Accept": "application/sparql-results+json"}).json()
+
+    def rows(answer):
+        return Counter(tuple(sorted((var, tuple(sorted(term.items())))
+                                    for var, term in b.items()))
+                       for b in answer["results"]["bindings"])
+
+    theirs = rows(json.loads(done.stdout))
+    assert theirs == rows(ours)
+    langs = {dict(t)["xml:lang"] for row in theirs for v, t in row if "xml:lang" in dict(t)}
+    assert {"ar", "en"} <= langs and len(theirs) > 100
