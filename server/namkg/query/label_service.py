@@ -8,6 +8,7 @@ import re
 WD = "http://www.wikidata.org/entity/"
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 SKOS_ALT = "http://www.w3.org/2004/02/skos/core#altLabel"
+DESCRIPTION = "http://schema.org/description"  # WDQS's schema: is http://schema.org/
 
 
 class Names:

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from .backend import QuerySyntaxError
-from .label_service import RDFS_LABEL, SKOS_ALT, Names, label_patterns
+from .label_service import DESCRIPTION, RDFS_LABEL, SKOS_ALT, Names, label_patterns
 from .tokens import Tok, Unlexable, line_of, matching, matching_braces, string_value, tokens
-from .wdqs_prefixes import BD, DESCRIPTION, HINT, PREFIXES, WIKIBASE
+from .wdqs_prefixes import BD, HINT, PREFIXES, WIKIBASE
 
 # WDQS services answered by nothing here: refused with what they are (never called).
 UNSUPPORTED = {

@@ -10,7 +10,6 @@ from .label_service import WD
 WIKIBASE = "http://wikiba.se/ontology#"
 BD = "http://www.bigdata.com/rdf#"
 HINT = "http://www.bigdata.com/queryHints#"
-DESCRIPTION = "http://schema.org/description"  # WDQS's schema: is http://schema.org/
 
 # The prefixes WDQS declares for every query (its user manual's list).
 PREFIXES = {
