@@ -102,9 +102,9 @@ def test_deep_nesting_behind_a_smuggling_string_is_refused():
 
 
 @pytest.mark.parametrize("text", [
-    'SELECT * { ?s ?p "never ends }',
-    "SELECT * { ?s ?p 'runs past\n its line' }",
-    'SELECT * { ?s ?p """never ends }',
+    'SELECT * { ?s ?p "never ends } SERVICE <http://ex/> {}',
+    "SELECT * { ?s ?p 'runs past\n its line' } SERVICE <http://ex/> {}",
+    'SELECT * { ?s ?p """never ends } SERVICE <http://ex/> {}',
     'SELECT * { ?s ?p "\\x41" }',
     "SELECT * { ?s ?p '''\\~''' }",
 ])

@@ -16,7 +16,18 @@ import pyoxigraph as ox
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from namkg.query.safety import UnsafeQuery, check_query, check_update, declares_dataset, resolve
+from namkg.query.messages import SyntaxFault, query_job
+from namkg.query.results import answer
+from namkg.query.safety import (
+    UnsafeQuery,
+    cannot_offend,
+    check_query,
+    check_update,
+    declares_dataset,
+    read_all,
+    resolve,
+)
+from namkg.query.wdqs import to_local
 
 REPO = Path(__file__).resolve().parent.parent
 WIKIDATA = "https://query.wikidata.org/sparql"
@@ -301,6 +312,61 @@ def test_whatever_pyoxigraph_calls_is_refused(remote, store, before, call, after
              + "".join(before) + " " + call.format(R=remote) + " " + "".join(after) + " }")
     if calls_remote(store, query):
         assert refused(check_query, query), query
+
+
+# --- the shortcut -------------------------------------------------------------------------
+# Texts that skip the lexer (cannot_offend) must be ones the whole check lets through, but for
+# the one refusal the shortcut gives up (a string that never ends), which Oxigraph answers.
+
+QUIET = [f for f in FRAGMENTS if "\\" not in f and "service" not in f.lower()] + [
+    "LOAD", "load", "-", "!", "+", "[", "]", "<<", "?x", "<http://ex/a-b>", "'''a'''", "#c\n"]
+UNENDED = "never ends"
+
+
+def whole_check_allows(text: str, update: bool) -> bool:
+    try:
+        read_all(text, frozenset(), 64, update)
+    except UnsafeQuery as exc:
+        return UNENDED in str(exc)  # the only refusal the shortcut skips
+    return True
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(st.text(max_size=300), SPARQLISH,
+                 st.lists(st.sampled_from(QUIET), max_size=80).map(" ".join),
+                 st.lists(st.sampled_from(QUIET), max_size=80).map("".join)),
+       st.booleans())
+def test_the_shortcut_only_passes_what_the_whole_check_passes(text, update):
+    if cannot_offend(text, update=update):
+        assert whole_check_allows(text, update), text
+
+
+@pytest.mark.parametrize(("template", "executes"), DISGUISES)
+def test_no_disguise_takes_the_shortcut(template, executes, remote):
+    assert not cannot_offend(template.format(R=remote))
+
+
+def test_the_shortcut_keeps_the_depth_limit():
+    for opener in "{([!-+":
+        text = "SELECT * WHERE { ?s ?p ?o " + opener * 65 + " }"
+        assert not cannot_offend(text)
+        assert refused(check_query, text), opener
+    assert not cannot_offend("SELECT * { ?s ?p " + "<" * 65 + " }")
+
+
+def test_the_projects_own_queries_take_the_shortcut_or_pass():
+    texts = [to_local(p.read_text("utf-8")) for p in sorted((REPO / "queries").rglob("*.rq"))]
+    quick = [t for t in texts if cannot_offend(t)]  # the rest say "service" in a comment
+    assert len(texts) > 20 and len(quick) >= 0.8 * len(texts)
+    for text in texts:
+        assert not refused(check_query, text)
+
+
+def test_a_string_that_never_ends_without_service_is_a_syntax_error(store):
+    text = 'SELECT * { ?s ?p "never ends }'
+    assert cannot_offend(text)
+    outcome = answer(store, query_job(text, "text/csv", None, None, None, None, 5, client=True))
+    assert isinstance(outcome, SyntaxFault) and outcome.error().status == 400
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ fails closed instead.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # PN_CHARS_BASE of SPARQL 1.1 (§19.8), as a character class body.
 _BASE = (
@@ -48,8 +48,7 @@ _TOKEN = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Tok:
+class Tok(NamedTuple):  # a tuple: built ~3x faster than a frozen dataclass, per token
     kind: str
     start: int
     end: int
@@ -67,17 +66,18 @@ def tokens(text: str) -> list[Tok]:
     ['SELECT', '?x', '{', '?x', 'a', '"}"', '.', '?x', 'wdt:P31', '/', 'wdt:P279', '*', \
 'wd:Q5', '.', '}']
     """
-    out, pos = [], 0
+    out, pos, append = [], 0, list.append
     for m in _TOKEN.finditer(text):
-        if m.start() != pos:  # finditer skipped nothing it could not match: cannot happen
+        start, end = m.span()
+        if start != pos:  # finditer skipped nothing it could not match: cannot happen
             raise Unlexable
-        pos = m.end()
+        pos = end
         kind = m.lastgroup
         if kind == "skip":
             continue
         if kind == "quote":
             raise Unlexable
-        out.append(Tok(kind, m.start(), m.end(), m.group()))
+        append(out, Tok(kind, start, end, text[start:end]))
     return out
 
 
