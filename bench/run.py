@@ -9,7 +9,9 @@
    response cache off; (g) ``namkg serve`` with its response cache off (every request runs
    its query): the deadline machinery's price is (g) against (f); (h) bench/bare_app.py under
    granian with ``namkg serve``'s settings (the Python ceiling for our server); (i) a minimal
-   Flask route doing the same (bench/flask_app.py) under the same granian. HTTP load comes
+   Flask route doing the same (bench/flask_app.py) under the same granian; (j) the bare app
+   with namkg's executor in place of its store (bench/hop_app.py: the dialect, the guard, the
+   sandboxed worker and its deadline, and nothing else of namkg). HTTP load comes
    from ``wrk`` (POST form bodies, a Lua ``done()`` for percentiles), each cell bounded in time.
 2. Workloads no cache can answer, side by side: a simple SELECT whose text differs on every
    request (a counter in a comment, built per request by wrk's Lua ``request()``), and entity
@@ -68,9 +70,10 @@ SYSTEMS = {
     "nocache": "(g) namkg serve, no cache",
     "granian": "(h) bare granian+pyoxigraph",
     "flask": "(i) minimal Flask route (granian)",
+    "hop": "(j) bare granian app, queries through namkg's executor",
 }
 # Section 2: who runs the distinct-text workload (entity pages: namkg only), and its rows.
-DISTINCT_SYSTEMS = ("inproc", "granian", "flask", "namkg", "bare", "virtuoso")
+DISTINCT_SYSTEMS = ("inproc", "granian", "hop", "flask", "namkg", "bare", "virtuoso")
 DISTINCT, HTML_PAGES, TURTLE_PAGES = ("distinct-text simple SELECT", "entity pages, HTML",
                                       "entity pages, Turtle")
 WORKLOADS = (DISTINCT, HTML_PAGES, TURTLE_PAGES)
@@ -705,6 +708,8 @@ def start_system(system: str, res: Results, store: Path, build: Path, work: Path
         return granian_server("bare_app", build, work)
     if system == "flask":
         return granian_server("flask_app", build, work)
+    if system == "hop":
+        return granian_server("hop_app", build, work)
     if system == "rdflib":
         ttl = work / "union.nt"
         dump_turtle(build, ttl)

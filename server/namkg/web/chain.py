@@ -198,11 +198,16 @@ class Chain:
     def done(self, rule: str, method: str, path: str, remote: str | None, status: int,
              seconds: float, nbytes: int | None, text: str | None) -> None:
         self.metrics.observe(rule, status, seconds)
-        log.info(json.dumps({
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "remote": remote,
+        if not log.isEnabledFor(logging.INFO):
+            return
+        line = json.dumps({
+            "time": _now(int(time.time())), "remote": remote,
             "method": method, "path": path, "status": status,
             "ms": round(seconds * 1000, 2), "bytes": nbytes, "query": _hash(text),
-        }))
+        })
+        # A record made here, not by log.info: that one first walks the stack for the caller's
+        # file and line (findCaller), which the access line does not show (~5 us a request).
+        log.handle(log.makeRecord(ACCESS, logging.INFO, __file__, 0, line, None, None))
 
     def _status(self, code: int) -> str:
         line = self.statuses.get(code)
@@ -276,6 +281,12 @@ def _no_write(_data: bytes) -> None:
 
 def _nothing() -> None:
     return None
+
+
+@functools.lru_cache(maxsize=2)
+def _now(second: int) -> str:
+    """The access log's timestamp, formatted once a second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(second))
 
 
 def _hash(text: str | None) -> str | None:
