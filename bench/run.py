@@ -988,7 +988,7 @@ def workload_tables(res: Results) -> list[str]:
          "every request's text is new (wrk's Lua `request()` builds each body; in-process, "
          "each call's text is new the same way). Entity pages: GET of every /id/ page of "
          f"the built store ({res.entity_pages} pages) in turn, `Accept: text/html` or "
-         "`text/turtle`; namkg only. (h) and (i) run under granian with `namkg serve`'s "
+         "`text/turtle`; namkg only. (h), (i) and (j) run under granian with `namkg serve`'s "
          "settings (1 process, its HTTP-thread count as blocking threads, backlog, "
          "connection cap, keep-alive, header timeout: bench/pkg.py). Cells read "
          "`req/s · p50/p99 ms`; the last column compares namkg with (h)'s distinct-text "
