@@ -57,8 +57,9 @@ from .backend import (
     UpdateRefused,
     WorkerCrashed,
 )
+from .guard_lexer import Lexer
 from .prepare import LargeTexts, prepare_query, prepare_update
-from .safety import Lexer, declares_dataset
+from .safety import declares_dataset
 
 SOLUTIONS_WIRE = "application/sparql-results+json"
 GRAPH_WIRE = "application/n-triples"
