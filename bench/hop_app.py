@@ -16,6 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pkg import ours  # noqa: E402  (our package, named once there)
 
+Config = ours("config").Config
+Executor = ours("query.executor").Executor
+QueryError = ours("query.backend").QueryError
 JSON = "application/sparql-results+json"
 _made = threading.Lock()
 _executor = None  # made in the serving process (an executor refuses to cross a fork)
@@ -23,24 +26,25 @@ _executor = None  # made in the serving process (an executor refuses to cross a 
 
 def executor():
     global _executor
-    with _made:
-        if _executor is None:
-            config = ours("config").Config.from_env()
-            _executor = ours("query.executor").Executor(
-                os.environ["BENCH_STORE"], workers=config.query_workers,
-                timeout=config.query_timeout, result_limit=config.result_limit,
-                result_bytes=config.result_bytes, memory_mb=config.worker_memory_mb)
-        return _executor
+    if _executor is None:
+        with _made:  # once, by the first request's thread
+            if _executor is None:
+                config = Config.from_env()
+                _executor = Executor(
+                    os.environ["BENCH_STORE"], workers=config.query_workers,
+                    timeout=config.query_timeout, result_limit=config.result_limit,
+                    result_bytes=config.result_bytes, memory_mb=config.worker_memory_mb,
+                    allowlist=config.service_allowlist)
+    return _executor
 
 
 def app(environ, start_response):
     size = int(environ.get("CONTENT_LENGTH") or 0)
     form = parse_qs(environ["wsgi.input"].read(size).decode("utf-8"))
-    backend = ours("query.backend")
     try:
         result = executor().query(form["query"][0], solutions_format=JSON, graph_format=None,
                                   client=True)
-    except (KeyError, backend.QueryError) as exc:
+    except (KeyError, QueryError) as exc:
         start_response("400 Bad Request", [("Content-Type", "text/plain")])
         return [str(exc).encode()]
     start_response("200 OK", [("Content-Type", result.media_type),

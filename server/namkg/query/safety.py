@@ -9,13 +9,15 @@ strings, comments, IRIs, variables and prefixed names are not keywords:
 >>> check_query('SELECT * { SERVICE <http://evil/> { ?s ?p ?o } }')
 Traceback (most recent call last):
 ...
-namkg.query.guard_lexer.UnsafeQuery: SERVICE <http://evil/> is refused: the endpoint is not allowlisted
+namkg.query.guard_lexer.UnsafeQuery: SERVICE <http://evil/> is refused: the endpoint is not \
+allowlisted
 >>> check_query('PREFIX w: <https://query.wikidata.org/> SELECT * { SERVICE w:sparql {} }',
 ...             allowlist=["https://query.wikidata.org/sparql"])
 >>> check_update('LOAD <http://evil/data.ttl>')
 Traceback (most recent call last):
 ...
-namkg.query.guard_lexer.UnsafeQuery: LOAD <http://evil/data.ttl> is refused: the IRI is not allowlisted
+namkg.query.guard_lexer.UnsafeQuery: LOAD <http://evil/data.ttl> is refused: the IRI is not \
+allowlisted
 >>> check_query('SELECT * {' + '{' * 100 + '}' * 100 + '}')
 Traceback (most recent call last):
 ...

@@ -66,7 +66,7 @@ def tokens(text: str) -> list[Tok]:
     ['SELECT', '?x', '{', '?x', 'a', '"}"', '.', '?x', 'wdt:P31', '/', 'wdt:P279', '*', \
 'wd:Q5', '.', '}']
     """
-    out, pos, append = [], 0, list.append
+    out, pos = [], 0
     for m in _TOKEN.finditer(text):
         start, end = m.span()
         if start != pos:  # finditer skipped nothing it could not match: cannot happen
@@ -77,7 +77,7 @@ def tokens(text: str) -> list[Tok]:
             continue
         if kind == "quote":
             raise Unlexable
-        append(out, Tok(kind, start, end, text[start:end]))
+        out.append(Tok(kind, start, end, text[start:end]))
     return out
 
 
