@@ -338,6 +338,22 @@ def test_killed_worker_fails_only_its_query(store_path, executors):
     assert stats["crashes"] == 1 and stats["pids"] != [pid] and stats["workers"] == 1
 
 
+def test_worker_dead_while_idle_is_replaced_and_the_query_answered(store_path, executors):
+    # No poll before each use: a dead idle worker is found by its closed pipe when asked,
+    # and the query goes to another worker, not back to the client as a crash.
+    e = executors(store_path, workers=2, timeout=30)
+    before = e.stats()
+    for pid in before["pids"]:
+        os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: all(not os.path.exists(f"/proc/{p}/stat") or
+                                open(f"/proc/{p}/stat").read().split()[2] == "Z"
+                                for p in before["pids"]))
+    assert number(ask(e, COUNT)) == N + 2
+    stats = e.stats()
+    assert stats["crashes"] >= 1 and stats["queries"] == before["queries"] + 1
+    assert not set(stats["pids"]) & set(before["pids"])
+
+
 def test_memory_hungry_query_kills_only_its_worker(store_path, executors):
     e = executors(store_path, workers=1, timeout=20, memory_mb=1024)
     binds = " ".join(f"BIND(CONCAT(?x{i}, ?x{i}) AS ?x{i + 1})" for i in range(34))

@@ -150,10 +150,9 @@ class Executor:
         if seen.ran_away and self._pool.crowded():
             raise Busy("this query ran out of time moments ago; it is not run again while "
                        "the server is busy", max(1, math.ceil(timeout)))
-        w = self._pool.checkout(deadline, timeout, seen.cost)
+        w = self._asked(job, deadline, timeout, seen.cost)
         got = time.monotonic()
         try:
-            w.ask(job)
             cpu = w.cpu
             outcome = self._await_reply(w, got, deadline, 2 * seen.cost)
         except (EOFError, OSError):
@@ -175,6 +174,23 @@ class Executor:
         self._history.finished(seen, w.cpu - cpu)
         self._pool.checkin(w)
         return unwrap(outcome), w.path
+
+    def _asked(self, job: QueryJob | UpdateJob, deadline: float, timeout: float,
+               cost: float) -> Worker:
+        """A worker that has been sent ``job``. One that died idle is found here, by its
+        closed pipe, and replaced; the job goes to another. (Not by polling each worker before
+        use: every blocking call lets go of the GIL, ~40 us of the HTTP process a query.)"""
+        while True:
+            w = self._pool.checkout(deadline, timeout, cost)
+            try:
+                w.ask(job)
+                return w
+            except OSError:
+                if self._pool.lost(w, "crashes", asked=False):
+                    raise QueryError("the query executor is closed", 503) from None
+            except BaseException:
+                self._pool.lost(w, None)
+                raise
 
     def _await_reply(self, w: Worker, started: float, deadline: float,
                      grace: float) -> Outcome | None:

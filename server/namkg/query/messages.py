@@ -7,11 +7,16 @@ executor's scheduling is based on. An outcome never is an exception: :func:`unwr
 failed one as its :class:`~namkg.query.backend.QueryError` in the executor's process.
 
 On the pipe (:func:`send`, :func:`receive`) a message travels as its kind's number and its
-field values, pickled. Pickled as itself, a dataclass is named by its module, which pickle
-imports at both ends, and built through ``dataclasses.fields()``: a query's job and reply took
-~6 us more than as tuples, ~2 us more this way. Not ``Connection.send`` either: its pickler
-(multiprocessing's, for sockets and pipes) costs ~1.5 us a message more than
-:func:`pickle.dumps`, and ours carry plain values only.
+field values, pickled, after its length: one ``write`` and, for all but large answers, one
+``read`` (``Connection.recv_bytes`` reads the length and the rest apart). In the HTTP process
+each such call lets go of the GIL and must win it back from the request threads: under load
+each one more cost about 40 us of that process's time per query.
+
+Pickled as itself, a dataclass is named by its module, which pickle imports at both ends, and
+built through ``dataclasses.fields()``: a query's job and reply took ~6 us more than as
+tuples, ~2 us more this way. Not ``Connection.send`` either: its pickler (multiprocessing's,
+for sockets and pipes) costs ~1.5 us a message more than :func:`pickle.dumps`, and ours carry
+plain values only.
 
 >>> import multiprocessing
 >>> ours, theirs = multiprocessing.Pipe()
@@ -35,7 +40,9 @@ namkg.query.backend.QueryError: query evaluation failed: x
 
 from __future__ import annotations
 
+import os
 import pickle
+import struct
 from dataclasses import dataclass, fields
 from operator import attrgetter
 
@@ -173,14 +180,42 @@ def _values_of(kind):
 _VALUES = [_values_of(kind) for kind in _KINDS]
 
 
+_LENGTH = struct.Struct("!Q")  # bytes of pickle that follow
+READ_AT_ONCE = 1 << 16  # bytes asked of the first read: a whole message, mostly
+
+
 def send(conn, message) -> None:
-    """Send one message down a pipe (``multiprocessing.Pipe`` end)."""
-    conn.send_bytes(pickle.dumps(_flat(message), pickle.HIGHEST_PROTOCOL))
+    """Send one message down a pipe (an end of ``multiprocessing.Pipe``): its length and its
+    pickle, in one write where the pipe takes it."""
+    data = pickle.dumps(_flat(message), pickle.HIGHEST_PROTOCOL)
+    view, fd = memoryview(_LENGTH.pack(len(data)) + data), conn.fileno()
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def receive(conn):
-    """The next message from a pipe; EOFError once the other end closed it."""
-    return _unflat(pickle.loads(conn.recv_bytes()))
+    """The next message from a pipe; EOFError once the other end closed it (also within a
+    message: a worker killed while writing)."""
+    fd = conn.fileno()
+    head = _read_some(fd, READ_AT_ONCE)
+    while len(head) < _LENGTH.size:
+        head += _read_some(fd, READ_AT_ONCE)
+    end = _LENGTH.size + _LENGTH.unpack_from(head)[0]
+    parts, got = [head], len(head)
+    while got < end:
+        parts.append(_read_some(fd, min(end - got, 1 << 20)))
+        got += len(parts[-1])
+    if got > end:  # one message at a time is ever in the pipe
+        raise OSError("the pipe holds more than one message")
+    data = b"".join(parts) if len(parts) > 1 else head
+    return _unflat(pickle.loads(memoryview(data)[_LENGTH.size:]))
+
+
+def _read_some(fd: int, most: int) -> bytes:
+    data = os.read(fd, most)
+    if not data:
+        raise EOFError
+    return data
 
 
 def _flat(message) -> tuple:

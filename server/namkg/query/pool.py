@@ -62,29 +62,25 @@ class Pool:
             raise RuntimeError("Executor was created before a fork; create it in the process "
                                "that uses it (the HTTP worker, not its parent)")
         need = max(cost, MIN_SLICE)
-        while True:
-            with self._cond:
-                while not self._idle:
-                    if self._closed:
-                        raise QueryError("the query executor is closed", 503)
-                    remaining = deadline - time.monotonic() - need
-                    # Every worker busy with a long query and none starting: none is likely
-                    # to be free in time, and waiting would hold an HTTP thread: shed now.
-                    hopeless = not self._starting and self._busy <= self._long
-                    if remaining <= 0 or hopeless:
-                        raise Busy("all query workers are busy with long queries; try again "
-                                   "later", max(1, math.ceil(timeout)))
-                    self._cond.wait(min(remaining, TICK))
-                if deadline - time.monotonic() <= 0:
-                    raise QueryTimeout("the request's time ran out before its query could start "
-                                       "(it was queued or read too long)")
-                w = self._idle.pop()
-                self._busy.add(w)
-            if not w.readable(0):  # an idle worker has nothing to say unless it died
-                with self._cond:
-                    self.counts["queries"] += 1
-                return w
-            self.lost(w, "crashes")
+        with self._cond:
+            while not self._idle:
+                if self._closed:
+                    raise QueryError("the query executor is closed", 503)
+                remaining = deadline - time.monotonic() - need
+                # Every worker busy with a long query and none starting: none is likely to be
+                # free in time, and waiting would hold an HTTP thread: shed now.
+                hopeless = not self._starting and self._busy <= self._long
+                if remaining <= 0 or hopeless:
+                    raise Busy("all query workers are busy with long queries; try again "
+                               "later", max(1, math.ceil(timeout)))
+                self._cond.wait(min(remaining, TICK))
+            if deadline - time.monotonic() <= 0:
+                raise QueryTimeout("the request's time ran out before its query could start "
+                                   "(it was queued or read too long)")
+            w = self._idle.pop()
+            self._busy.add(w)
+            self.counts["queries"] += 1
+            return w
 
     def checkin(self, w: Worker) -> None:
         """A worker whose query was answered: idle again, or retired if no longer needed."""
@@ -120,12 +116,14 @@ class Pool:
             self._starting += 1
         self._start_refill(None, True)
 
-    def lost(self, w: Worker, counter: str | None) -> bool:
-        """Kill a checked-out worker and replace it in the background; True if closed."""
+    def lost(self, w: Worker, counter: str | None, *, asked: bool = True) -> bool:
+        """Kill a checked-out worker and replace it in the background; True if closed.
+        ``asked=False``: it died idle, before a query reached it (not counted as a query)."""
         with self._cond:
             closed = self._closed
             if counter and not closed:
                 self.counts[counter] += 1
+                self.counts["queries"] -= not asked
             if not closed:
                 self._busy.discard(w)
                 self._long.discard(w)
