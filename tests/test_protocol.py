@@ -9,6 +9,7 @@ import pytest
 import rdflib
 from namkg.iris import GRAPH_NAMES, Iris
 from namkg.web.protocol import (
+    BODY,
     Negotiated,
     ProtocolError,
     best_graph_quality,
@@ -21,7 +22,6 @@ from namkg.web.protocol import (
 from namkg.web.service_description import SD, service_description
 from rdflib.namespace import RDF
 from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
 
 JSON, XML = "application/sparql-results+json", "application/sparql-results+xml"
 CSV, TSV = "text/csv", "text/tab-separated-values"
@@ -185,7 +185,7 @@ FORM_T = "application/x-www-form-urlencoded"
 def make(method="GET", url="/sparql", *, query_string=None, data=None, content_type=None):
     builder = EnvironBuilder(path=url, method=method, query_string=query_string,
                              data=data, content_type=content_type)
-    return Request(builder.get_environ())
+    return builder.get_environ()
 
 
 def qs(*pairs):
@@ -218,9 +218,31 @@ PARSE_OK = [
 ]
 
 
+def read_ahead(environ, max_body):
+    """``environ`` as the body gate (web/gate.py) hands it on: a body of a declared length
+    within ``max_body`` read whole, beside the stream."""
+    environ = rewound(environ)
+    length = environ.get("CONTENT_LENGTH") or ""
+    if length.isdigit() and 0 < int(length) <= max_body:
+        body = environ["wsgi.input"].read(int(length))
+        environ[BODY], environ["wsgi.input"] = body, io.BytesIO(body)
+    return environ
+
+
+def rewound(environ):
+    """A copy of ``environ`` whose body can be read again (the cases are made once)."""
+    environ["wsgi.input"].seek(0)
+    return dict(environ)
+
+
+AHEAD = pytest.mark.parametrize("ahead", [False, True], ids=["streamed", "read-ahead"])
+
+
+@AHEAD
 @pytest.mark.parametrize("request_, text, defaults, named", PARSE_OK)
-def test_parse_query_request(request_, text, defaults, named):
-    parsed = parse_query_request(request_, max_body=10_000)
+def test_parse_query_request(request_, text, defaults, named, ahead):
+    environ = read_ahead(request_, 10_000) if ahead else rewound(request_)
+    parsed = parse_query_request(environ, max_body=10_000)
     assert (parsed.text, parsed.default_graphs, parsed.named_graphs) == (text, defaults, named)
 
 
@@ -258,11 +280,23 @@ PARSE_ERRORS = [
 ]
 
 
+@AHEAD
 @pytest.mark.parametrize("request_, status, message", PARSE_ERRORS)
-def test_parse_query_request_errors(request_, status, message):
+def test_parse_query_request_errors(request_, status, message, ahead):
+    environ = read_ahead(request_, 100) if ahead else rewound(request_)
     with pytest.raises(ProtocolError) as err:
-        parse_query_request(request_, max_body=100)
+        parse_query_request(environ, max_body=100)
     assert err.value.status == status and message in err.value.message
+
+
+@AHEAD
+def test_body_shorter_than_declared_is_refused_alike(ahead):
+    environ = make("POST", data=qs(("query", Q)), content_type=FORM_T)
+    environ["CONTENT_LENGTH"] = str(int(environ["CONTENT_LENGTH"]) + 5)  # the client stopped
+    environ = read_ahead(environ, 10_000) if ahead else environ
+    with pytest.raises(ProtocolError) as err:
+        parse_query_request(environ, max_body=10_000)
+    assert err.value.status == 400 and err.value.message.startswith("Unreadable request body")
 
 
 def test_body_larger_than_declared_length_is_bounded():
@@ -273,7 +307,7 @@ def test_body_larger_than_declared_length_is_bounded():
     environ.pop("CONTENT_LENGTH", None)
     environ.update({"wsgi.input": stream, "wsgi.input_terminated": True})
     with pytest.raises(ProtocolError) as err:
-        parse_query_request(Request(environ), max_body=100)
+        parse_query_request(environ, max_body=100)
     assert err.value.status == 413
     assert stream.tell() <= 101
 

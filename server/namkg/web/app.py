@@ -67,8 +67,7 @@ def create_app(config: Config | None = None, *, executor: Backend | None = None)
     app.extensions["namkg"] = {"config": config, "executor": executor, "metrics": metrics,
                                "state": state, "iris": iris}
     if not logging.getLogger().handlers:  # the access log's lines written in batches
-        logging.basicConfig(level=logging.INFO, format="%(message)s",
-                            handlers=[BatchedStream(sys.stderr)])
+        logging.basicConfig(level=logging.INFO, handlers=[BatchedStream(sys.stderr)])
     sandbox = executor.sandbox  # what the kernel refuses the query workers
     if sandbox:
         (app.logger.warning if sandbox.startswith("UNSANDBOXED") else app.logger.info)(

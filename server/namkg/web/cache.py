@@ -45,6 +45,8 @@ import io
 import threading
 from collections import OrderedDict
 
+from .protocol import BODY
+
 KEY_BODY_MAX = 16 * 1024  # bytes: larger request bodies are answered, never cached
 _VOLATILE = ("rand", "now", "uuid", "bnode", "service", "\\u")
 
@@ -64,11 +66,13 @@ def request_key(environ, method: str) -> tuple | None:
         length = environ.get("CONTENT_LENGTH", "")
         if not length.isdigit() or int(length) > KEY_BODY_MAX:
             return None
-        try:
-            body = environ["wsgi.input"].read(int(length))
-        except (OSError, ValueError):  # a disconnect, as werkzeug takes it
-            body = b""
-        environ["wsgi.input"] = io.BytesIO(body)
+        body = environ.get(BODY)  # read ahead by the gate
+        if body is None:
+            try:
+                body = environ["wsgi.input"].read(int(length))
+            except (OSError, ValueError):  # a disconnect, as werkzeug takes it
+                body = b""
+            environ["wsgi.input"] = io.BytesIO(body)
         if len(body) != int(length):  # the client sent less: the handler will say so
             return None
     return ("GET" if method == "HEAD" else method, environ.get("QUERY_STRING", ""),

@@ -11,18 +11,17 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
-import json
 import logging
 import time
+from json.encoder import encode_basestring_ascii
 from typing import NamedTuple
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES, is_resource_modified, parse_date, unquote_etag
-from werkzeug.wrappers import Request
 
 from .cache import ResponseCache, request_key, volatile
 from .endpoint import ARRIVED, BUILDS, PLAIN, TEXT, Answer
-from .logbatch import ACCESS
+from .logbatch import ACCESS, sink_of
 from .ratelimit import RateLimiter
 from .routes import ROUTES
 
@@ -83,20 +82,21 @@ class Chain:
         if (self.limiter.enabled and method != "OPTIONS" and path not in UNLIMITED
                 and not self.limiter.allow(remote or "?")):
             self.metrics.count("namkg_rate_limited_total")
-            reply = Reply(*RATE_LIMITED[:3], rule="rate limit")
+            reply = Reply(RATE_LIMITED.status, list(RATE_LIMITED.headers), RATE_LIMITED.body,
+                          rule="rate limit")
         else:
             reply = self._answer(environ, method, path)
         status, headers, body = reply.status, reply.headers, reply.body
-        if isinstance(body, bytes):
-            mimetype = _header(headers, "content-type").split(";")[0].strip()
-            if (compressible(status, mimetype, environ.get("HTTP_ACCEPT_ENCODING", ""))
+        if isinstance(body, bytes):  # (its headers hold no Content-Length: see _flask)
+            accept_encoding = environ.get("HTTP_ACCEPT_ENCODING", "")
+            if ("gzip" in accept_encoding
+                    and compressible(status, _mimetype(headers), accept_encoding)
                     and _header(headers, "content-encoding") == ""
                     and _header(headers, "accept-ranges") == ""
                     and (packed := _packed(body, reply.packed)) is not None):
                 body = packed
                 headers += [("Content-Encoding", "gzip")]
                 add_vary(headers, "Accept-Encoding")
-            headers = [h for h in headers if h[0].lower() != "content-length"]
             headers.append(("Content-Length", str(len(body))))
         headers += CORS
         if method == "OPTIONS":
@@ -157,10 +157,7 @@ class Chain:
 
     def _plain(self, view, environ, method: str, rule: str) -> Reply:
         try:
-            # populate_request=False: no environ -> request back-reference, a reference cycle
-            # that left each request's environ, body and headers to the cyclic GC (11 objects a
-            # request; its passes held the GIL for up to ~100 ms under load)
-            answer = view(Request(environ, populate_request=False))
+            answer = view(environ)
         except Exception:  # as Flask does: log it, answer 500, still pass the chain
             self.flask_app.logger.exception("Exception on %s [%s]", rule, method)
             answer = Answer(500, [("Content-Type", PLAIN)], b"the server failed to answer\n")
@@ -184,6 +181,8 @@ class Chain:
                 body = b"".join(parts)
             finally:
                 getattr(parts, "close", _nothing)()
+            # A body in bytes gets its Content-Length from the chain, once it is final.
+            headers = [h for h in headers if h[0].lower() != "content-length"]
         return Reply(status, headers, body, rule)
 
     def _match(self, environ) -> tuple[str | None, str]:
@@ -200,11 +199,12 @@ class Chain:
         self.metrics.observe(rule, status, seconds)
         if not log.isEnabledFor(logging.INFO):
             return
-        line = json.dumps({
-            "time": _now(int(time.time())), "remote": remote,
-            "method": method, "path": path, "status": status,
-            "ms": round(seconds * 1000, 2), "bytes": nbytes, "query": _hash(text),
-        })
+        line = access_line(_now(int(time.time())), remote, method, path, status,
+                           round(seconds * 1000, 2), nbytes, _hash(text))
+        sink = sink_of(log)
+        if sink is not None:  # the line goes where a record would, as the record would
+            sink.keep(line)
+            return
         # A record made here, not by log.info: that one first walks the stack for the caller's
         # file and line (findCaller), which the access line does not show (~5 us a request).
         log.handle(log.makeRecord(ACCESS, logging.INFO, __file__, 0, line, None, None))
@@ -215,6 +215,27 @@ class Chain:
             line = f"{code} {HTTP_STATUS_CODES.get(code, 'unknown').upper()}"
             self.statuses[code] = line
         return line
+
+
+def access_line(when: str, remote: str | None, method: str, path: str, status: int,
+                ms: float, nbytes: int | None, query: str | None) -> str:
+    """One access-log line: what ``json.dumps`` of these fields writes, in a third of its time
+    (no dict, no encoder object: each string through the encoder's own C function).
+
+    >>> import json
+    >>> fields = ("2026-12-05T18:00:00+0000", None, "GET", '/id/"x"', 200, 1.5, None, "ab12")
+    >>> names = ("time", "remote", "method", "path", "status", "ms", "bytes", "query")
+    >>> access_line(*fields) == json.dumps(dict(zip(names, fields)))
+    True
+    """
+    return (f'{{"time": {_string(when)}, "remote": {_string(remote)}, '
+            f'"method": {_string(method)}, "path": {_string(path)}, "status": {status:d}, '
+            f'"ms": {ms!r}, "bytes": {"null" if nbytes is None else f"{nbytes:d}"}, '
+            f'"query": {_string(query)}}}')
+
+
+def _string(value: str | None) -> str:
+    return "null" if value is None else encode_basestring_ascii(value)
 
 
 def preflight(environ) -> list[tuple[str, str]]:
@@ -264,6 +285,10 @@ def add_vary(headers: list[tuple[str, str]], token: str) -> None:
                 headers[i] = (name, ", ".join([*tokens, token]))
             return
     headers.append(("Vary", token))
+
+
+def _mimetype(headers) -> str:
+    return _header(headers, "content-type").split(";")[0].strip()
 
 
 def _header(headers, lower_name: str) -> str:

@@ -20,6 +20,7 @@ from ..query.backend import QueryError, QuerySyntaxError
 from .protocol import (
     ProtocolError,
     best_graph_quality,
+    method_of,
     negotiate,
     parse_pairs,
     parse_query_request,
@@ -101,17 +102,17 @@ def is_query(method: str, query_string: bytes) -> bool:
 
 
 def make_query_handler(executor, config: Config, iris: Iris):
-    """``answer(request) -> Answer`` for a query request (see :func:`is_query`): the one
-    implementation of the protocol's query operation."""
+    """``answer(environ) -> Answer`` for a query request's WSGI environ (see :func:`is_query`):
+    the one implementation of the protocol's query operation."""
     max_body, limit, timeout = config.max_body, config.result_limit, config.query_timeout
 
-    def answer(request) -> Answer:
+    def answer(environ) -> Answer:
         text = None
-        deadline = deadline_of(request.environ, timeout)
+        deadline = deadline_of(environ, timeout)
         try:
-            req = parse_query_request(request, max_body=max_body)
+            req = parse_query_request(environ, max_body=max_body)
             text = req.text
-            chosen = negotiate(request.headers.get("Accept"), req.format)
+            chosen = negotiate(environ.get("HTTP_ACCEPT"), req.format)
             if chosen.solutions is None and chosen.graph is None:
                 raise ProtocolError(406, NOT_ACCEPTABLE)
             # Protocol: a request naming any graph defines the whole dataset (unnamed: empty).
@@ -130,7 +131,7 @@ def make_query_handler(executor, config: Config, iris: Iris):
         except ProtocolError as exc:
             return error_answer(exc.status, exc.message, exc.headers, text)
         except QuerySyntaxError as exc:
-            return error_answer(400, exc.message + _brace_hint(request, text), None, text)
+            return error_answer(400, exc.message + _brace_hint(environ, text), None, text)
         except QueryError as exc:
             return _query_error(exc, text)
         headers = [("Vary", "Accept")]
@@ -155,7 +156,7 @@ class SparqlViews:
     (read-only queries) and ``update_executor`` (writable, optional). Updates are enabled only
     when both ``config.update_token`` and ``update_executor`` are set.
 
-    ``query`` is a plain view (a werkzeug request in, an :class:`Answer` out): the chain gives
+    ``query`` is a plain view (a WSGI environ in, an :class:`Answer` out): the chain gives
     it every query request (:func:`is_query`); ``sparql`` answers the rest of ``/sparql``
     (the service description, other methods)."""
 
@@ -212,7 +213,7 @@ class SparqlViews:
         if not hmac.compare_digest(token.encode(), config.update_token.encode()):
             return error(403, "Wrong update token")
         try:
-            req = parse_update_request(request, max_body=config.max_body)
+            req = parse_update_request(request.environ, max_body=config.max_body)
             request.environ[TEXT] = req.text  # for the access log
             self.update_executor.update(req.text, client=True)  # guarded where it runs
         except ProtocolError as exc:
@@ -222,10 +223,11 @@ class SparqlViews:
         return Response(status=204)
 
 
-def _brace_hint(req, text: str | None) -> str:
+def _brace_hint(environ, text: str | None) -> str:
     """curl expands {…} in URLs (globbing), so `curl '…?query=ASK{?s?p?o}'` sends ASK?s?p?o."""
     text = text or ""
-    if req.method == "GET" and "{" not in text and "curl" in req.headers.get("User-Agent", ""):
+    if (method_of(environ) == "GET" and "{" not in text
+            and "curl" in environ.get("HTTP_USER_AGENT", "")):
         return ("\nHint: the query has no braces. curl treats {…} in a URL as a glob and drops "
                 "them: use curl -g, or curl -G --data-urlencode 'query=…'.")
     return ""

@@ -13,6 +13,7 @@ from collections import deque
 
 from .chain import CORS  # so that a browser's client can read gate answers too
 from .endpoint import ARRIVED
+from .protocol import BODY
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class BodyGate:
                 self.free.put(reader)
             if not pending.claim():
                 return  # answered 408; the read ended as its connection closed
-            scope["wsgi.input"] = io.BytesIO(body)
+            scope[BODY], scope["wsgi.input"] = body, io.BytesIO(body)
         slot = self.slots.get()
         try:
             self.run(proto, scope)

@@ -1,7 +1,8 @@
 """SPARQL 1.1 Protocol: request parsing and content negotiation (the service description is
 :mod:`namkg.web.service_description`).
 
-Pure functions over werkzeug request data; the Flask routes live in ``endpoint.py``.
+Pure functions over a request's WSGI environ and header values (werkzeug's parsers, no request
+object: its properties cost a query ~10 us); the views live in ``endpoint.py``.
 
 >>> negotiate("text/csv;q=0.5, application/sparql-results+xml", None)
 Negotiated(solutions='application/sparql-results+xml', graph=None)
@@ -21,8 +22,10 @@ from urllib.parse import unquote_to_bytes
 
 import pyoxigraph as ox
 from werkzeug.datastructures import MIMEAccept
-from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.http import parse_accept_header
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.http import parse_accept_header, parse_options_header
+from werkzeug.sansio.utils import get_content_length
+from werkzeug.wsgi import get_input_stream
 
 QRF, RDF = ox.QueryResultsFormat, ox.RdfFormat
 
@@ -43,6 +46,7 @@ _FORMAT_NAMES = {
 # pyoxigraph 0.5 gives JSON-LD a non-standard IRI; this is the one in http://www.w3.org/ns/formats/.
 _FORMAT_IRI = {RDF.JSON_LD: "http://www.w3.org/ns/formats/JSON-LD"}
 
+BODY = "namkg.body"  # WSGI environ key: the whole request body, read ahead (web/gate.py)
 SPARQL_QUERY = "application/sparql-query"
 SPARQL_UPDATE = "application/sparql-update"
 FORM = "application/x-www-form-urlencoded"
@@ -275,19 +279,27 @@ def parse_pairs(raw: bytes, what: str = "The query string") -> list[tuple[str, s
     return pairs
 
 
-def read_body(request, max_body: int) -> bytes:
-    """The request body, refusing (413) more than ``max_body`` bytes before and while reading."""
-    too_large = ProtocolError(413, f"Request body larger than {max_body} bytes")
-    length = request.content_length
+def read_body(environ, max_body: int) -> bytes:
+    """The request body, refusing (413) more than ``max_body`` bytes before and while reading:
+    the body the gate read ahead (``BODY``), or else the WSGI input as werkzeug streams it."""
+    length = get_content_length(environ.get("CONTENT_LENGTH"),
+                                environ.get("HTTP_TRANSFER_ENCODING"))
     if length is not None and length > max_body:
-        raise too_large
+        raise _too_large(max_body)
+    body = environ.get(BODY)
+    if body is not None:  # read whole before the app ran, within the client's time
+        if len(body) > max_body:
+            raise _too_large(max_body)
+        if length is not None and len(body) < length:  # what werkzeug's stream says then
+            raise ProtocolError(400, f"Unreadable request body: {ClientDisconnected()}")
+        return body
     chunks, total = [], 0
-    stream = request.stream
+    stream = get_input_stream(environ, max_content_length=max_body)
     while True:
         try:
             chunk = stream.read(min(65536, max_body + 1 - total))
-        except RequestEntityTooLarge:  # the app's MAX_CONTENT_LENGTH, met while streaming
-            raise too_large from None
+        except RequestEntityTooLarge:  # over max_body, met while streaming
+            raise _too_large(max_body) from None
         except Exception as exc:  # a malformed body (e.g. bad chunked encoding) from the server
             raise ProtocolError(400, f"Unreadable request body: {exc}") from exc
         if not chunk:
@@ -295,23 +307,39 @@ def read_body(request, max_body: int) -> bytes:
         chunks.append(chunk)
         total += len(chunk)
         if total > max_body:
-            raise too_large
+            raise _too_large(max_body)
         if total == length:  # all there is: spare the read that would return b""
             return b"".join(chunks)
 
 
-def _url_pairs(request, max_body: int) -> list[tuple[str, str]]:
-    if len(request.query_string) > max_body:
+def _too_large(max_body: int) -> ProtocolError:
+    return ProtocolError(413, f"Request body larger than {max_body} bytes")
+
+
+@lru_cache(maxsize=64)
+def content_type(value: str) -> tuple[str, str | None]:
+    """The media type of a Content-Type header, lowercased, and its charset parameter (as
+    werkzeug's ``request.mimetype`` and ``mimetype_params`` read them); clients send few.
+
+    >>> content_type("Application/X-WWW-Form-URLencoded; charset=UTF-8")
+    ('application/x-www-form-urlencoded', 'UTF-8')
+    """
+    mimetype, params = parse_options_header(value)
+    return mimetype.lower(), params.get("charset")
+
+
+def _url_pairs(environ, max_body: int) -> list[tuple[str, str]]:
+    query_string = environ.get("QUERY_STRING", "").encode("latin-1")  # as werkzeug reads it
+    if len(query_string) > max_body:
         raise ProtocolError(414, f"Query string longer than {max_body} bytes")
-    return parse_pairs(request.query_string)
+    return parse_pairs(query_string) if query_string else []
 
 
 def _values(pairs: Iterable[tuple[str, str]], name: str) -> list[str]:
     return [v for k, v in pairs if k == name]
 
 
-def _check_charset(request) -> None:
-    charset = request.mimetype_params.get("charset")
+def _check_charset(charset: str | None) -> None:
     if charset and charset.strip().lower() not in ("utf-8", "utf8", "us-ascii"):
         raise ProtocolError(415, f"Unsupported charset {charset!r}; send UTF-8")
 
@@ -336,15 +364,15 @@ def _single(values: list[str], name: str) -> str:
     return values[0]
 
 
-def _params_and_body(request, max_body: int, direct_type: str, name: str):
+def _params_and_body(environ, max_body: int, direct_type: str, name: str):
     """(all parameters, text from a direct body or None) of a GET or POST."""
-    url = _url_pairs(request, max_body)
-    if request.method in ("GET", "HEAD"):
+    url = _url_pairs(environ, max_body)
+    if method_of(environ) in ("GET", "HEAD"):
         return url, None
-    mimetype = request.mimetype
-    body = read_body(request, max_body)
+    mimetype, charset = content_type(environ.get("CONTENT_TYPE", ""))
+    body = read_body(environ, max_body)
     if mimetype == direct_type:
-        _check_charset(request)
+        _check_charset(charset)
         text = _decode(body, "The request body").removeprefix("\ufeff")
         if _values(url, name):
             raise ProtocolError(400, f"'{name}' given both in the URL and as the body")
@@ -352,7 +380,7 @@ def _params_and_body(request, max_body: int, direct_type: str, name: str):
             raise ProtocolError(400, f"Empty {name} body")
         return url, text
     if mimetype == FORM:
-        _check_charset(request)
+        _check_charset(charset)
         return url + parse_pairs(body, "The form body"), None
     if not body and (not mimetype or name == "query"):
         # a bodiless POST with everything in the URL; WDQS takes a query so whatever the
@@ -364,10 +392,15 @@ def _params_and_body(request, max_body: int, direct_type: str, name: str):
     )
 
 
-def parse_query_request(request, *, max_body: int) -> SparqlRequest:
+def method_of(environ) -> str:
+    """The request's method, as werkzeug reads it."""
+    return environ.get("REQUEST_METHOD", "GET").upper()
+
+
+def parse_query_request(environ, *, max_body: int) -> SparqlRequest:
     """A query from GET ``?query=``, a form POST, a direct ``application/sparql-query`` POST,
     or a POST with an empty body (any Content-Type, as WDQS) and the query in the URL."""
-    pairs, text = _params_and_body(request, max_body, SPARQL_QUERY, "query")
+    pairs, text = _params_and_body(environ, max_body, SPARQL_QUERY, "query")
     if text is None:
         text = _single(_values(pairs, "query"), "query")
     formats = [v for v in _values(pairs, "format") if v.strip()]
@@ -380,11 +413,11 @@ def parse_query_request(request, *, max_body: int) -> SparqlRequest:
     )
 
 
-def parse_update_request(request, *, max_body: int) -> SparqlRequest:
+def parse_update_request(environ, *, max_body: int) -> SparqlRequest:
     """An update from a form POST (``update=``) or a direct ``application/sparql-update`` POST."""
-    if request.method != "POST":
+    if method_of(environ) != "POST":
         raise ProtocolError(405, "Updates must be POSTed", {"Allow": "POST, OPTIONS"})
-    pairs, text = _params_and_body(request, max_body, SPARQL_UPDATE, "update")
+    pairs, text = _params_and_body(environ, max_body, SPARQL_UPDATE, "update")
     for name in ("using-graph-uri", "using-named-graph-uri"):
         if _values(pairs, name):
             raise ProtocolError(400, f"'{name}' is not supported; use USING in the update")

@@ -7,10 +7,10 @@ that) gets the same rules, endpoints and wrappers as the whole server.
 
 Two flags say what the chain (:mod:`namkg.web.chain`) may do beyond routing:
 
-- ``plain``: the view takes a werkzeug request and returns an
-  :class:`~namkg.web.endpoint.Answer`
-  without Flask's request context (a SPARQL query costs ~0.4 ms; Flask's context, routing and
-  response objects would add ~1.5 ms). ``when`` says which requests it takes; the others fall
+- ``plain``: the view takes the WSGI environ and returns an
+  :class:`~namkg.web.endpoint.Answer`, without Flask's request context or a werkzeug request
+  (a SPARQL query costs ~0.4 ms; Flask's context, routing and response objects would add
+  ~1.5 ms). ``when`` says which requests it takes; the others fall
   through to the Flask route with the same rule.
 - ``cached``: the answer depends on nothing but the request and the build, so it is kept
   while the build is served (each page is rendered at most once per build and
