@@ -345,9 +345,7 @@ def test_worker_dead_while_idle_is_replaced_and_the_query_answered(store_path, e
     before = e.stats()
     for pid in before["pids"]:
         os.kill(pid, signal.SIGKILL)
-    assert wait_for(lambda: all(not os.path.exists(f"/proc/{p}/stat") or
-                                open(f"/proc/{p}/stat").read().split()[2] == "Z"
-                                for p in before["pids"]))
+    assert wait_for(lambda: all(map(dead, before["pids"])))
     assert number(ask(e, COUNT)) == N + 2
     stats = e.stats()
     assert stats["crashes"] >= 1 and stats["queries"] == before["queries"] + 1

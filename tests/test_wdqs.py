@@ -527,3 +527,23 @@ def test_any_text_is_rewritten_or_refused_clearly(text):
     others = [t for t in toks if t.text.upper() == "SERVICE"]
     if others and "wikibase:label" not in text:
         assert [t.text for t in tokens.tokens(out) if t.text.upper() == "SERVICE"]
+
+
+PLAIN_TEXTS = [
+    "SELECT * WHERE { ?s ?p ?o } LIMIT 10",
+    "SELECT ?s { ?s <http://www.w3.org/2000/01/rdf-schema#label> ?l FILTER(LANG(?l) = 'ar') }",
+    "ASK { GRAPH ?g { ?s ?p 1.5e3 } }",
+    "SELECT (COUNT(*) AS ?n) { ?s ?p \"x\"@en } GROUP BY ?s",
+]
+
+
+@pytest.mark.parametrize("text", PLAIN_TEXTS + [p.read_text("utf-8") for p in CORPUS]
+                         + [p.read_text("utf-8") for p in sorted((REPO / "queries").glob("*.rq"))])
+def test_the_plain_text_shortcut_agrees_with_the_whole_rewrite(text):
+    """to_local returns a text with no prefixed name and no SERVICE as it is, unread further:
+    what the whole rewrite gives for it, and for the others the whole rewrite's own answer."""
+    toks = tokens.tokens(text)
+    whole = wdqs._Query(text, toks, "en").rewritten()
+    assert wdqs.to_local(text) == whole
+    if text in PLAIN_TEXTS:
+        assert whole == text

@@ -49,7 +49,7 @@ from .backend import (
 from .messages import Answer, Done, Outcome, QueryJob, UpdateJob, query_job, unwrap
 from .pool import Pool
 from .schedule import LONG_AFTER, NICE_STEPS, TICK, History, nice_for
-from .worker import Worker
+from .worker import FIRST_WAIT, Worker
 
 log = logging.getLogger(__name__)
 _KNOWN_MEDIA: set[tuple[type, str]] = set()  # media types already checked
@@ -198,8 +198,14 @@ class Executor:
         time it has used beyond ``grace`` once it runs longer than the first step."""
         wait = NICE_STEPS[0][0]
         long = False
+        first = deadline - time.monotonic() > FIRST_WAIT  # else a poll keeps to the deadline
         while True:
-            if w.readable(min(time.monotonic() + wait, deadline) - time.monotonic()):
+            if first:  # most replies come within it: one blocking read, no poll
+                first = False
+                outcome = w.answered()
+                if outcome is not None:
+                    return outcome
+            elif w.readable(min(time.monotonic() + wait, deadline) - time.monotonic()):
                 return w.reply()
             now = time.monotonic()
             if now >= deadline:

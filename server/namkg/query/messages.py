@@ -32,6 +32,10 @@ plain values only.
 ...                 Replied(NoFormat("graph"), 2.0), Replied(Done(), 2.5)):
 ...     send(ours, message)
 ...     assert receive(theirs) == message, message
+>>> set_receive_timeout(theirs, 0.01); receive(theirs) is None  # nothing came within it
+True
+>>> send(ours, Done()); receive(theirs)
+Done()
 >>> unwrap(Failure(400, "query evaluation failed: x"))
 Traceback (most recent call last):
 ...
@@ -42,6 +46,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
+import socket
 import struct
 from dataclasses import dataclass, fields
 from operator import attrgetter
@@ -50,7 +56,8 @@ from .backend import NotAcceptable, QueryError, QuerySyntaxError, Result
 
 __all__ = [
     "Answer", "CannotStart", "Done", "Failure", "NoFormat", "Outcome", "QueryJob", "Ready",
-    "Replied", "SyntaxFault", "UpdateJob", "query_job", "receive", "send", "unwrap",
+    "Replied", "SyntaxFault", "UpdateJob", "query_job", "receive", "send", "set_receive_timeout",
+    "unwrap",
 ]
 
 
@@ -195,15 +202,19 @@ def send(conn, message) -> None:
 
 def receive(conn):
     """The next message from a pipe; EOFError once the other end closed it (also within a
-    message: a worker killed while writing)."""
+    message: a worker killed while writing). On a pipe with a receive timeout
+    (:func:`set_receive_timeout`), None when nothing came within it."""
     fd = conn.fileno()
-    head = _read_some(fd, READ_AT_ONCE)
+    try:
+        head = _read_some(fd, READ_AT_ONCE)
+    except BlockingIOError:  # the timeout passed: nothing read, nothing lost
+        return None
     while len(head) < _LENGTH.size:
-        head += _read_some(fd, READ_AT_ONCE)
+        head += _read_rest(fd, READ_AT_ONCE)
     end = _LENGTH.size + _LENGTH.unpack_from(head)[0]
     parts, got = [head], len(head)
     while got < end:
-        parts.append(_read_some(fd, min(end - got, 1 << 20)))
+        parts.append(_read_rest(fd, min(end - got, 1 << 20)))
         got += len(parts[-1])
     if got > end:  # one message at a time is ever in the pipe
         raise OSError("the pipe holds more than one message")
@@ -211,11 +222,29 @@ def receive(conn):
     return _unflat(pickle.loads(memoryview(data)[_LENGTH.size:]))
 
 
+def set_receive_timeout(conn, seconds: float) -> None:
+    """Make a read on ``conn`` that waits longer than ``seconds`` for a first byte give up
+    (the kernel's ``SO_RCVTIMEO``): one blocking read then waits for a quick reply, where a
+    poll and a read took two calls."""
+    whole, part = divmod(round(seconds * 1_000_000), 1_000_000)
+    with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # a dup
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, part))
+
+
 def _read_some(fd: int, most: int) -> bytes:
     data = os.read(fd, most)
     if not data:
         raise EOFError
     return data
+
+
+def _read_rest(fd: int, most: int) -> bytes:
+    """More of a message begun: waited for past any receive timeout (its writer is at it)."""
+    while True:
+        try:
+            return _read_some(fd, most)
+        except BlockingIOError:
+            select.select([fd], [], [])
 
 
 def _flat(message) -> tuple:

@@ -59,10 +59,14 @@ def nice_for(used: float, grace: float = 0.0) -> int:
 class Seen:
     """What :meth:`History.recall` found of a query text."""
 
+    text: str
     key: int  # of the text
-    shape: int  # of its shape
     cost: float  # CPU seconds it used when it last finished; 0 if unknown
     ran_away: bool  # its shape ran past its deadline lately
+
+    def shape(self) -> int:
+        """The key of the text's shape: made only while some shape is a runaway, or for one."""
+        return hash(shape(self.text))
 
 
 class History:
@@ -86,11 +90,15 @@ class History:
 
     def recall(self, sparql: str, now: float) -> Seen:
         """What is known of ``sparql`` at ``now`` (``time.monotonic()``)."""
-        key, form = hash(sparql), hash(shape(sparql))
+        seen = Seen(sparql, hash(sparql), 0.0, False)
         with self._lock:
-            cost = self._costs.get(key, 0.0)
-            when = self._runaways.get(form)
-        return Seen(key, form, cost, when is not None and when > now - self.memory)
+            seen.cost = self._costs.get(seen.key, 0.0)
+            runaways = bool(self._runaways)
+        if runaways:  # the text's shape is worth making only then (a regex pass and a join)
+            with self._lock:
+                when = self._runaways.get(seen.shape())
+            seen.ran_away = when is not None and when > now - self.memory
+        return seen
 
     def cost(self, sparql: str) -> float | None:
         """The CPU seconds ``sparql`` used when it last finished, if remembered."""
@@ -100,14 +108,16 @@ class History:
     def finished(self, seen: Seen, cost: float) -> None:
         """The query finished, using ``cost`` CPU seconds: its shape did not run away."""
         with self._lock:
-            self._runaways.pop(seen.shape, None)
+            if self._runaways:
+                self._runaways.pop(seen.shape(), None)
             _remember(self._costs, seen.key, cost, self.kept)
 
     def timed_out(self, seen: Seen, now: float) -> None:
         """The query ran past its deadline: no grace for its text, its shape a runaway."""
+        form = seen.shape()
         with self._lock:
             self._costs.pop(seen.key, None)
-            _remember(self._runaways, seen.shape, now, self.kept)
+            _remember(self._runaways, form, now, self.kept)
 
     def forget(self) -> None:
         """Forget everything (costs measured on other data say nothing)."""

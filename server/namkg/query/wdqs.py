@@ -67,6 +67,10 @@ def to_local(text: str, uselang: str | None = None) -> str:
         toks = tokens(text)
     except Unlexable:
         return text
+    # Every rewrite starts at a prefixed name or a SERVICE: a text with neither is plain SPARQL.
+    if not any(t.kind == "pname" or (t.kind == "word" and t.text.upper() == "SERVICE")
+               for t in toks):
+        return text
     query = _Query(text, toks, _auto_language(uselang))
     return query.rewritten()
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 
 ACCESS = "namkg.access"
 MESSAGE = logging.Formatter("%(message)s")  # the line as it is: the access log's are JSON
@@ -69,41 +70,50 @@ def sink_of(logger: logging.Logger) -> BatchedStream | None:
 
 class BatchedStream(logging.StreamHandler):
     """A ``StreamHandler`` that keeps the lines of the loggers in ``batched`` and writes them
-    every ``interval`` seconds, or once ``most`` are kept; other lines go out at once."""
+    every ``interval`` seconds, or once ``most`` are kept; other lines go out at once.
+
+    Kept lines wait in a deque, whose ``append`` needs no lock: a request thread that keeps a
+    line never waits for one that writes (which the handler's lock made it do, at every
+    write: ~10% of distinct-query throughput). Only writers take the lock, to keep the order."""
 
     def __init__(self, stream=None, *, batched: tuple[str, ...] = (ACCESS,),
-                 interval: float = 0.2, most: int = 256):
+                 interval: float = 0.2, most: int = 4096):
         super().__init__(stream)
         self.setFormatter(MESSAGE)
         self.batched, self.most, self.interval = frozenset(batched), most, interval
-        self.pending: list[str] = []
+        self.pending: deque[str] = deque()
         threading.Thread(target=self._tick, daemon=True, name="namkg-log-batch").start()
 
     def emit(self, record: logging.LogRecord) -> None:  # called holding self.lock
         try:
-            self.pending.append(self.format(record) + self.terminator)
+            line = self.format(record) + self.terminator
         except Exception:  # noqa: BLE001 - as logging does: report, never raise
             self.handleError(record)
             return
-        if record.name not in self.batched or len(self.pending) >= self.most:
-            self._write()
+        if record.name in self.batched:
+            self.keep_line(line)
+        else:
+            self._write(line)
 
     def keep(self, line: str) -> None:
         """Keep a line of a batched logger as ``emit`` would keep its record's."""
-        with self.lock:
-            self.pending.append(line + self.terminator)
-            if len(self.pending) >= self.most:
-                self._write()
+        self.keep_line(line + self.terminator)
+
+    def keep_line(self, line: str) -> None:
+        self.pending.append(line)
+        if len(self.pending) >= self.most:  # the writer fell behind: this thread writes
+            self.flush()
 
     def flush(self) -> None:
         with self.lock:
             self._write()
 
-    def _write(self) -> None:
-        if not self.pending:
+    def _write(self, then: str = "") -> None:  # called holding self.lock
+        pop = self.pending.popleft
+        parts = [pop() for _ in range(len(self.pending))]  # lines kept meanwhile: next time
+        text = "".join(parts) + then
+        if not text:
             return
-        text = "".join(self.pending)
-        self.pending.clear()
         try:
             self.stream.write(text)
             self.stream.flush()
