@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
 import requests
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from namkg import cli
 from namkg.config import Config
-from namkg.web.metrics import BUCKETS
+from namkg.web.metrics import BUCKETS, Metrics
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import Server
@@ -113,3 +117,45 @@ def test_zero_still_turns_off_what_it_documents():
 def test_serve_refuses_a_zero_deadline_before_starting():
     done = CliRunner().invoke(cli.main, ["serve", "--timeout", "0"])
     assert done.exit_code == 2 and "NAMKG_QUERY_TIMEOUT must be a finite number" in done.output
+
+
+OBSERVED = st.tuples(st.sampled_from(["/sparql", "/id/<path:slug>", "unmatched"]),
+                     st.sampled_from([200, 304, 400, 503]),
+                     st.one_of(st.sampled_from(BUCKETS), st.floats(0, 30), st.just(0.0)))
+
+
+def samples(text: str, names=("namkg_requests", "namkg_request_seconds")) -> list:
+    return sorted((s.name, tuple(sorted(s.labels.items())), s.value)
+                  for f in text_string_to_metric_families(text) if f.name in names
+                  for s in f.samples)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(OBSERVED, max_size=60), st.integers(1, 4))
+def test_request_metrics_equal_prometheus_clients_own(observed, threads):
+    """Our per-thread tallies, exposed, read as prometheus_client's Counter and Histogram
+    read for the same requests (bucket edges included), whatever thread counted them."""
+    reference = CollectorRegistry()
+    counter = Counter("namkg_requests", "HTTP requests by route and status",
+                      ["route", "status"], registry=reference)
+    histogram = Histogram("namkg_request_seconds", "time to answer, by route", ["route"],
+                          buckets=BUCKETS, registry=reference)
+    ours = Metrics()
+    for route, status, seconds in observed:
+        counter.labels(route, str(status)).inc()
+        histogram.labels(route).observe(seconds)
+
+    def observe(part):
+        for route, status, seconds in part:
+            ours.observe(route, status, seconds)
+
+    workers = [threading.Thread(target=observe, args=(observed[i::threads],))
+               for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    expected = samples(generate_latest(reference).decode())
+    got = samples(ours.render({}))
+    assert [s[:2] for s in got] == [s[:2] for s in expected]
+    assert [s[2] for s in got] == pytest.approx([s[2] for s in expected])

@@ -148,7 +148,7 @@ class Chain:
         # Kept only under the build that computed it, and only while that build is served:
         # just after a reload, old workers may still answer from the old store.
         if (reply.status == 200 and isinstance(reply.body, bytes)  # (Flask's HEAD: no body)
-                and str(state.path) == served and all(b == served for b in builds)
+                and str(state.path) == served and builds.count(served) == len(builds)
                 and not (reply.text and volatile(reply.text))):
             size = len(reply.body) + len(reply.text or "")
             cache.put(served, key, (200, tuple(reply.headers), reply.body, reply.text, [None]),
