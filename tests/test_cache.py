@@ -1,6 +1,7 @@
-"""The response cache (server/namkg/web/cache.py) on a real `namkg serve`: a repeated query is
-answered from it, identically and without running; what may differ between runs, errors and large
-bodies never are; a server that takes updates has none."""
+"""The response cache (server/namkg/web/cache.py) on a real `namkg serve`: a query asked again is
+answered from it, identically and without running, from its third time on (the second is kept:
+the doorkeeper); one-off queries push out nothing; what may differ between runs, errors and large
+bodies never are kept; a server that takes updates has none."""
 
 from __future__ import annotations
 
@@ -54,10 +55,34 @@ def test_a_repeated_query_is_answered_from_the_cache(live_server):
     first = post(live_server, q)
     assert first.status_code == 200 and len(first.json()["results"]["bindings"]) == 7
     h, r = hits(live_server), ran(live_server)
-    second = post(live_server, q)
+    second = post(live_server, q)  # asked again: run, and now kept
     same(first, second)
+    assert (hits(live_server), ran(live_server)) == (h, r + 1)
+    third = post(live_server, q)
+    same(first, third)
     assert hits(live_server) == h + 1
-    assert ran(live_server) == r  # no worker ran it again
+    assert ran(live_server) == r + 1  # no worker ran it again
+
+
+def test_one_off_queries_push_out_nothing(built_store):
+    """A flood of texts asked once each (here ~2.5 MB of answers through a 1 MB cache) is
+    answered but not kept: an answer asked again stays in the cache."""
+    srv = Server(built_store, env={"NAMKG_RESPONSE_CACHE_MB": "1"})
+    try:
+        kept = unique("SELECT ?s WHERE { ?s ?p ?o } ORDER BY ?s LIMIT 3")
+        for _ in range(2):
+            post(srv.url, kept)
+        with requests.Session() as session:
+            for i in range(1000):
+                r = session.post(srv.url + "/sparql", headers={"Accept": JSON}, timeout=30,
+                                 data={"query": f"# one-off {i}\n"
+                                                "SELECT * WHERE { ?s ?p ?o } LIMIT 10"})
+                assert r.status_code == 200 and len(r.content) > 2000
+        h = hits(srv.url)
+        post(srv.url, kept)
+        assert hits(srv.url) == h + 1
+    finally:
+        srv.stop()
 
 
 @pytest.mark.parametrize("how", ["get", "head", "direct"])
@@ -75,6 +100,8 @@ def test_every_form_of_request_is_cached_apart(live_server, how):
     first = send()
     assert first.status_code == 200
     h = hits(live_server)
+    same(first, send())  # asked again: kept
+    assert hits(live_server) == h
     second = send()
     same(first, second)
     assert hits(live_server) == h + 1

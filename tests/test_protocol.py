@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
-from urllib.parse import urlencode
+from urllib.parse import unquote_to_bytes, urlencode
 
 import pytest
 import rdflib
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from namkg.iris import GRAPH_NAMES, Iris
 from namkg.web.protocol import (
     BODY,
@@ -18,6 +20,7 @@ from namkg.web.protocol import (
     parse_query_request,
     parse_update_request,
     preferred_quality,
+    unquote_form,
 )
 from namkg.web.service_description import SD, service_description
 from rdflib.namespace import RDF
@@ -397,3 +400,15 @@ def test_service_description_update_and_federation():
     without = rdflib.Graph().parse(
         data=service_description("http://h/sparql", Iris(), ["facts"], media=NT), format="nt")
     assert (None, SDNS.supportedLanguage, SDNS.SPARQL11Update) not in without
+
+
+# Pieces that make escapes valid, invalid, half, doubled, or look like the backslash escapes
+# the fast path goes through (its own reference is urllib's unquote_to_bytes).
+_PIECES = st.sampled_from([b"%", b"%%", b"%4", b"%41", b"%e2%80%8f", b"%zz", b"%0A", b"%Fg",
+                           b"\\", b"\\x41", b"\\n", b"x", b"+", b" ", b"\n", b"\xff", b"a"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_PIECES | st.binary(max_size=4), max_size=12).map(b"".join))
+def test_form_unquoting_equals_urllibs(raw):
+    assert unquote_form(raw) == unquote_to_bytes(raw.replace(b"+", b" "))

@@ -5,7 +5,9 @@ request on the same build gets the same answer: a repeated query need not run ag
 the response cache a caching proxy would give in front of the endpoint, except that it knows
 exactly when the data changes (a new build) and which queries are not repeatable.
 
-Kept: successful (200) answers to query requests, and pages, whose answer depends on nothing
+Kept: successful (200) answers to query requests asked a second time (one-off texts, such
+as those with a counter or a time in a comment, would only push out the answers asked again:
+:meth:`ResponseCache.first_sighting`), and pages, whose answer depends on nothing
 but the request line, ``Host``, ``Content-Type``, ``Accept`` and a small body (the routes
 flagged ``cached`` in :mod:`namkg.web.routes`). Never kept: errors, timeouts, and
 queries whose text mentions a function that differs per call (``RAND``, ``NOW``, ``UUID``,
@@ -35,6 +37,8 @@ True
 >>> env = {"CONTENT_LENGTH": "10", "wsgi.input": io.BytesIO(b"query=ASK&")}
 >>> request_key(env, "POST")[4], env["wsgi.input"].read()  # the body is put back
 (b'query=ASK&', b'query=ASK&')
+>>> c.first_sighting(key), c.first_sighting(key)  # a route with a doorkeeper keeps the second
+(True, False)
 >>> volatile("SELECT (NOW() AS ?t) {}"), volatile("SELECT * { ?s ?p ?o } LIMIT 10")
 (True, False)
 """
@@ -49,6 +53,7 @@ from collections import OrderedDict
 from .protocol import BODY
 
 KEY_BODY_MAX = 16 * 1024  # bytes: larger request bodies are answered, never cached
+SIGHTINGS = 32_768  # requests remembered as asked once (their hashes, ~2 MB), then forgotten
 # In any case (one pass, no lowered copy; IGNORECASE folds a little more than lower(): a false
 # alarm costs a miss).
 _VOLATILE = re.compile(r"rand|now|uuid|bnode|service|\\u", re.IGNORECASE)
@@ -87,11 +92,26 @@ def request_key(environ, method: str) -> tuple | None:
 class ResponseCache:
     """A least-recently-used map of request -> answer for one build, at most ``max_bytes``."""
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, sightings: int = SIGHTINGS):
         self.max_bytes, self.bytes = max_bytes, 0
+        self.sightings, self.sighted = sightings, set()
         self.build: object = None
         self.entries: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
         self.lock = threading.Lock()
+
+    def first_sighting(self, key: tuple) -> bool:
+        """Whether ``key`` is asked for the first time lately (remembering that it now was).
+        A doorkeeper, as in TinyLFU: a route flagged so keeps an answer only from its second
+        sighting on, so a flood of one-off queries neither pays for being kept nor flushes the
+        cache. The memory is a set of hashes, emptied at ``sightings``; a kept answer's key
+        asked after that is sighted anew, and answered once more without the cache."""
+        h = hash(key)
+        if h in self.sighted:  # (set operations are atomic: no lock)
+            return False
+        if len(self.sighted) >= self.sightings:
+            self.sighted.clear()
+        self.sighted.add(h)
+        return True
 
     def get(self, build: object, key: tuple):
         with self.lock:

@@ -63,6 +63,7 @@ class Chain:
     flagged ``cached`` (with a ``state``, the served build, to key them by)."""
 
     CACHED = frozenset(r.endpoint for r in ROUTES if r.cached and not r.plain)  # Flask's
+    DOORKEPT = frozenset(r.endpoint for r in ROUTES if r.doorkeeper and not r.plain)
 
     def __init__(self, flask_app, plain, *, metrics, state=None, rate_limit: float = 0.0,
                  cache: ResponseCache | None = None):
@@ -116,24 +117,25 @@ class Chain:
         if entry is not None and entry[0].when(method, environ.get("QUERY_STRING", "")
                                                 .encode("latin-1")):
             route, view = entry
-            rule, kept = route.rule, route.cached
+            rule, kept, door = route.rule, route.cached, route.doorkeeper
             make = functools.partial(self._plain, view, environ, method, rule)
         else:
             # Matched here for the metrics' route name and the cache (Flask's request, which
             # matches again, is gone once it has answered).
             endpoint, rule = self._match(environ)
             kept = endpoint in self.CACHED and method in ("GET", "HEAD")
+            door = endpoint in self.DOORKEPT
             make = functools.partial(self._flask, environ, method, rule)
-        return self._cached(environ, method, rule, make) if kept else make()
+        return self._cached(environ, method, rule, make, door) if kept else make()
 
-    def _cached(self, environ, method: str, rule: str, make) -> Reply:
+    def _cached(self, environ, method: str, rule: str, make, doorkeeper: bool) -> Reply:
         """``make()``'s reply, or the one kept for this request under the served build."""
         cache, state = self.cache, self.state
         if cache is None or state is None:
             return make()
         key = request_key(environ, method)
-        if key is None:
-            return make()
+        if key is None or (doorkeeper and cache.first_sighting(key)):
+            return make()  # (asked once so far: it can be in the cache only after a reset)
         served = str(state.path)
         hit = cache.get(served, key)
         if hit is not None:

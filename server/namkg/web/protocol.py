@@ -14,8 +14,8 @@ Negotiated(solutions=None, graph='text/turtle')
 
 from __future__ import annotations
 
+import codecs
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import unquote_to_bytes
@@ -273,10 +273,33 @@ def parse_pairs(raw: bytes, what: str = "The query string") -> list[tuple[str, s
     for part in raw.split(b"&"):
         if part:
             name, _, value = part.partition(b"=")
-            pairs.append(tuple(
-                _decode(unquote_to_bytes(x.replace(b"+", b" ")), what) for x in (name, value)
-            ))
+            pairs.append((_decode(unquote_form(name), what), _decode(unquote_form(value), what)))
     return pairs
+
+
+def unquote_form(raw: bytes) -> bytes:
+    """``unquote_to_bytes`` of a form's ``raw`` bytes, ``+`` read as a space. Where every
+    ``%`` begins an escape, each ``%XX`` is made the ``\\xXX`` of ``codecs.escape_decode``
+    (backslashes doubled first), which decodes in C: 0.7 us where the reference's loop takes
+    2.0 for a typical query (tests/test_protocol.py proves the two equal)."""
+    raw = raw.replace(b"+", b" ")
+    if b"%" not in raw:  # most names
+        return raw
+    try:
+        return codecs.escape_decode(raw.replace(b"\\", b"\\\\").replace(b"%", b"\\x"))[0]
+    except ValueError:  # a "%" without two hex digits, which the reference keeps as it is
+        return unquote_to_bytes(raw)
+
+
+def _grouped(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Each parameter's values, in order: one pass, then a lookup per name."""
+    params: dict[str, list[str]] = {}
+    for name, value in pairs:
+        if name in params:
+            params[name].append(value)
+        else:
+            params[name] = [value]
+    return params
 
 
 def read_body(environ, max_body: int) -> bytes:
@@ -335,17 +358,13 @@ def _url_pairs(environ, max_body: int) -> list[tuple[str, str]]:
     return parse_pairs(query_string) if query_string else []
 
 
-def _values(pairs: Iterable[tuple[str, str]], name: str) -> list[str]:
-    return [v for k, v in pairs if k == name]
-
-
 def _check_charset(charset: str | None) -> None:
     if charset and charset.strip().lower() not in ("utf-8", "utf8", "us-ascii"):
         raise ProtocolError(415, f"Unsupported charset {charset!r}; send UTF-8")
 
 
-def _graph_iris(pairs, name: str) -> list[str]:
-    iris = _values(pairs, name)
+def _graph_iris(params: dict[str, list[str]], name: str) -> list[str]:
+    iris = params.get(name, [])
     for iri in iris:
         try:
             ox.NamedNode(iri)
@@ -365,27 +384,27 @@ def _single(values: list[str], name: str) -> str:
 
 
 def _params_and_body(environ, max_body: int, direct_type: str, name: str):
-    """(all parameters, text from a direct body or None) of a GET or POST."""
+    """(every parameter's values, text from a direct body or None) of a GET or POST."""
     url = _url_pairs(environ, max_body)
     if method_of(environ) in ("GET", "HEAD"):
-        return url, None
+        return _grouped(url), None
     mimetype, charset = content_type(environ.get("CONTENT_TYPE", ""))
     body = read_body(environ, max_body)
     if mimetype == direct_type:
         _check_charset(charset)
         text = _decode(body, "The request body").removeprefix("\ufeff")
-        if _values(url, name):
+        if any(k == name for k, _ in url):
             raise ProtocolError(400, f"'{name}' given both in the URL and as the body")
         if not text.strip():
             raise ProtocolError(400, f"Empty {name} body")
-        return url, text
+        return _grouped(url), text
     if mimetype == FORM:
         _check_charset(charset)
-        return url + parse_pairs(body, "The form body"), None
+        return _grouped(url + parse_pairs(body, "The form body")), None
     if not body and (not mimetype or name == "query"):
         # a bodiless POST with everything in the URL; WDQS takes a query so whatever the
         # Content-Type says (WikibaseIntegrator sends multipart/form-data and no body)
-        return url, None
+        return _grouped(url), None
     also = ", or an empty body with the query in the URL" if name == "query" else ""
     raise ProtocolError(
         415, f"Unsupported Content-Type {mimetype or '(none)'!r}; use {direct_type} or {FORM}{also}"
@@ -400,29 +419,32 @@ def method_of(environ) -> str:
 def parse_query_request(environ, *, max_body: int) -> SparqlRequest:
     """A query from GET ``?query=``, a form POST, a direct ``application/sparql-query`` POST,
     or a POST with an empty body (any Content-Type, as WDQS) and the query in the URL."""
-    pairs, text = _params_and_body(environ, max_body, SPARQL_QUERY, "query")
+    params, text = _params_and_body(environ, max_body, SPARQL_QUERY, "query")
     if text is None:
-        text = _single(_values(pairs, "query"), "query")
-    formats = [v for v in _values(pairs, "format") if v.strip()]
+        text = _single(params.get("query", []), "query")
     return SparqlRequest(
         text=text,
-        default_graphs=_graph_iris(pairs, "default-graph-uri"),
-        named_graphs=_graph_iris(pairs, "named-graph-uri"),
-        format=formats[0] if formats else None,
-        uselang=next((v for v in _values(pairs, "uselang") if v.strip()), None),
+        default_graphs=_graph_iris(params, "default-graph-uri"),
+        named_graphs=_graph_iris(params, "named-graph-uri"),
+        format=_first_given(params, "format"),
+        uselang=_first_given(params, "uselang"),
     )
+
+
+def _first_given(params: dict[str, list[str]], name: str) -> str | None:
+    return next((v for v in params.get(name, ()) if v.strip()), None)
 
 
 def parse_update_request(environ, *, max_body: int) -> SparqlRequest:
     """An update from a form POST (``update=``) or a direct ``application/sparql-update`` POST."""
     if method_of(environ) != "POST":
         raise ProtocolError(405, "Updates must be POSTed", {"Allow": "POST, OPTIONS"})
-    pairs, text = _params_and_body(environ, max_body, SPARQL_UPDATE, "update")
+    params, text = _params_and_body(environ, max_body, SPARQL_UPDATE, "update")
     for name in ("using-graph-uri", "using-named-graph-uri"):
-        if _values(pairs, name):
+        if name in params:
             raise ProtocolError(400, f"'{name}' is not supported; use USING in the update")
     if text is None:
-        text = _single(_values(pairs, "update"), "update")
+        text = _single(params.get("update", []), "update")
     return SparqlRequest(text=text)
 
 

@@ -14,7 +14,8 @@ Two flags say what the chain (:mod:`namkg.web.chain`) may do beyond routing:
   through to the Flask route with the same rule.
 - ``cached``: the answer depends on nothing but the request and the build, so it is kept
   while the build is served (each page is rendered at most once per build and
-  representation).
+  representation). With ``doorkeeper``, only from the second time it is asked
+  (:meth:`namkg.web.cache.ResponseCache.first_sighting`): most query texts are asked once.
 
 >>> [r.rule for r in ROUTES if r.cached][:4]
 ['/sparql', '/', '/id/<path:slug>', '/ontology']
@@ -43,6 +44,7 @@ class Route:
     view: str  # "owner.attribute"
     methods: tuple[str, ...] = READ
     cached: bool = False
+    doorkeeper: bool = False  # cached: kept from the second time asked, not the first
     validators: bool = False  # ETag/Last-Modified of the build, 304 (conditional.py)
     plain: bool = False
     when: Callable[[str, bytes], bool] | None = None  # plain routes: (method, query string)
@@ -50,7 +52,7 @@ class Route:
 
 ROUTES = (
     Route("/sparql", "query", "sparql.query", ("GET", "HEAD", "POST"), cached=True,
-          plain=True, when=is_query),
+          doorkeeper=True, plain=True, when=is_query),
     Route("/sparql", "sparql", "sparql.sparql", ANY),  # service description, 405s
     Route("/update", "update", "sparql.update", ANY),
     Route("/", "ui", "pages.ui", cached=True, validators=True),
