@@ -102,9 +102,14 @@ class _Tally:
         self.requests[key] = self.requests.get(key, 0) + 1
         counts = self.seconds.get(route)
         if counts is None:
-            counts = self.seconds[route] = [0] * (len(BUCKETS) + 1) + [0.0]
+            counts = self.seconds[route] = _no_seconds()
         counts[bisect_left(BUCKETS, seconds)] += 1  # the first bucket it is <= to: its "le"
         counts[-1] += seconds
+
+
+def _no_seconds() -> list:
+    """Counts per bucket of ``BUCKETS``, then +Inf, then the sum of seconds: all zero."""
+    return [0] * (len(BUCKETS) + 1) + [0.0]
 
 
 class _Requests:
@@ -126,7 +131,9 @@ class _Requests:
             for key, n in dict(tally.requests).items():
                 requests[key] = requests.get(key, 0) + n
             for route, counts in dict(tally.seconds).items():
-                total = seconds.setdefault(route, [0] * len(counts[:-1]) + [0.0])
+                total = seconds.get(route)
+                if total is None:
+                    total = seconds[route] = _no_seconds()
                 for i, n in enumerate(list(counts)):
                     total[i] += n
         family = CounterMetricFamily("namkg_requests", "HTTP requests by route and status",

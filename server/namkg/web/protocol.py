@@ -393,11 +393,12 @@ def _params_and_body(environ, max_body: int, direct_type: str, name: str):
     if mimetype == direct_type:
         _check_charset(charset)
         text = _decode(body, "The request body").removeprefix("\ufeff")
-        if any(k == name for k, _ in url):
+        params = _grouped(url)
+        if name in params:
             raise ProtocolError(400, f"'{name}' given both in the URL and as the body")
         if not text.strip():
             raise ProtocolError(400, f"Empty {name} body")
-        return _grouped(url), text
+        return params, text
     if mimetype == FORM:
         _check_charset(charset)
         return _grouped(url + parse_pairs(body, "The form body")), None
