@@ -529,6 +529,20 @@ def test_any_text_is_rewritten_or_refused_clearly(text):
         assert [t.text for t in tokens.tokens(out) if t.text.upper() == "SERVICE"]
 
 
+
+@given(st.lists(st.sampled_from([*PIECES, "service", "SeRvIcE", "<e>", "x", "1", "?o"]),
+                max_size=30).map(" ".join))
+@settings(max_examples=400, deadline=None)
+def test_texts_skipped_unread_come_out_as_the_tokenized_rewrite_gives_them(text):
+    """to_local skips the tokens of a text with no ':' and no 'service': it must give what
+    reading every token gives (the same text, or the same refusal)."""
+    def outcome(rewrite):
+        try:
+            return rewrite(text, None)
+        except wdqs.WdqsError as exc:
+            return exc.message
+    assert outcome(wdqs.to_local) == outcome(wdqs._rewrite)
+
 PLAIN_TEXTS = [
     "SELECT * WHERE { ?s ?p ?o } LIMIT 10",
     "SELECT ?s { ?s <http://www.w3.org/2000/01/rdf-schema#label> ?l FILTER(LANG(?l) = 'ar') }",

@@ -8,7 +8,8 @@ not in the HTTP process: both passes are Python, linear in the text but holding 
 query's deadline, and the HTTP process only relays the text. A remote store's executor does
 it in the HTTP process, large texts one at a time (:class:`LargeTexts`). A text with no
 ``service`` and no backslash in it skips the guard's lexer
-(:func:`~namkg.query.safety.cannot_offend`): most queries, once the label service is local.
+(:func:`~namkg.query.safety.cannot_offend`): most queries, once the label service is local;
+one with no ``:`` and no ``service`` also skips the dialect's tokens (:func:`to_local`).
 
 >>> print(prepare_query('SELECT ?n { wd:Q1 wdt:P2124 ?n }'))  # doctest: +ELLIPSIS
 PREFIX wd: <http://www.wikidata.org/entity/> PREFIX wdt: <...> SELECT ?n { wd:Q1 wdt:P2124 ?n }

@@ -79,6 +79,9 @@ def _query(store: ox.Store, job: QueryJob, sparql: str) -> Answer | NoFormat:
     return Answer("graph", fmt.media_type, *_graph(results, fmt, job.limit, job.max_bytes))
 
 
+_TSV = ox.QueryResultsFormat.TSV
+
+
 class _Full(Exception):
     pass
 
@@ -128,20 +131,19 @@ def _solutions(results: ox.QuerySolutions, fmt, limit: int,
     re-serialized by pyoxigraph in the wanted format."""
     cap = _LineCap(limit + 1, max_bytes)  # + the header line
     try:
-        results.serialize(cap, format=ox.QueryResultsFormat.TSV)
+        results.serialize(cap, format=_TSV)
     except _Full:
         pass
-    # Complete lines only: a byte cap may have stopped the serializer within a row.
-    lines = [line + b"\n" for line in b"".join(cap.parts).split(b"\n")[:-1]]
+    tsv = b"".join(cap.parts)
+    tsv = tsv[: tsv.rfind(b"\n") + 1]  # complete lines: a byte cap may stop within a row
+    rows = tsv.count(b"\n") - 1
 
     def body(n: int) -> bytes:  # the header and n rows, in the wanted format
-        tsv = b"".join(lines[: n + 1])
-        if fmt == ox.QueryResultsFormat.TSV:
-            return tsv
-        return ox.parse_query_results(tsv, ox.QueryResultsFormat.TSV).serialize(format=fmt)
+        head = tsv if n == rows else b"".join(line + b"\n" for line in tsv.split(b"\n")[: n + 1])
+        return head if fmt == _TSV else ox.parse_query_results(head, _TSV).serialize(format=fmt)
 
-    out, rows = _within(body, len(lines) - 1, max_bytes)
-    return out, rows, cap.truncated or rows < len(lines) - 1
+    out, kept = _within(body, rows, max_bytes)
+    return out, kept, cap.truncated or kept < rows
 
 
 def _within(body, n: int, max_bytes: int) -> tuple[bytes, int]:
