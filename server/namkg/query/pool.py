@@ -16,7 +16,7 @@ import threading
 import time
 
 from .backend import Busy, QueryError, QueryTimeout
-from .schedule import BASE_NICE, MIN_SLICE, TICK
+from .schedule import MIN_SLICE, TICK
 from .worker import READY_TIMEOUT, Worker, preload, retire_all
 
 __all__ = ["Pool"]
@@ -93,8 +93,8 @@ class Pool:
             if keep and total - len(self._long) > self.size:
                 keep = False  # an extra worker no long query needs any more: retire it
             elif keep:
-                w.renice(BASE_NICE)
-                if w.nice != BASE_NICE:  # raising priority needs privileges: replace it
+                w.renice(0)
+                if w.nice != 0:  # raising priority needs privileges: replace the worker
                     keep, refill = False, True
                     self._starting += 1
             if keep:

@@ -1,10 +1,5 @@
 """How the executor ranks queries: by the CPU time they use, and by what their text did before.
 
-- Every worker runs :data:`BASE_NICE` steps nicer than the process that asks it: on a
-  machine busy with queries, the request threads that hand out and answer every query get the
-  CPU before any one query does (workers at the same priority kept them waiting: distinct
-  texts at 8 clients on 2 cores, alternated runs, 3,120 -> 3,360 requests/s; 6 or 10 steps
-  did no better than 3).
 - A query that runs long is deprioritised step by step: the more CPU it has used, the nicer
   its worker gets (:data:`NICE_STEPS`, :func:`nice_for`), so a query that burns CPU yields it
   to quick ones and to those that used less; a query slowed only by load is not starved by
@@ -28,11 +23,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-__all__ = ["BASE_NICE", "LONG_AFTER", "MIN_SLICE", "NICE_STEPS", "TICK", "History", "Seen",
-           "nice_for", "shape"]
+__all__ = ["LONG_AFTER", "MIN_SLICE", "NICE_STEPS", "TICK", "History", "Seen", "nice_for",
+           "shape"]
 
-# Nice values are counted from the asking process's own.
-BASE_NICE = 3  # every worker's, from its start
 # (CPU seconds the query has used, nice)
 NICE_STEPS = ((0.05, 5), (0.1, 10), (0.2, 15), (0.4, 19))
 LONG_AFTER = 0.25  # seconds: a query still running then may get an extra worker started
@@ -56,10 +49,10 @@ def nice_for(used: float, grace: float = 0.0) -> int:
     """The nice value of a query that has used ``used`` CPU seconds, ``grace`` of them free.
 
     >>> nice_for(0.01), nice_for(0.15), nice_for(5.0), nice_for(0.15, grace=0.24)
-    (3, 10, 19, 3)
+    (0, 10, 19, 0)
     """
     used -= grace
-    return max([n for after, n in NICE_STEPS if used >= after], default=BASE_NICE)
+    return max([n for after, n in NICE_STEPS if used >= after], default=0)
 
 
 @dataclass(slots=True)

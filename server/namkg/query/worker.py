@@ -36,7 +36,7 @@ from .messages import (
 )
 from .results import answer
 from .sandbox import confine
-from .schedule import BASE_NICE, NICE_STEPS
+from .schedule import NICE_STEPS
 
 __all__ = ["READY_TIMEOUT", "Worker", "preload", "retire_all", "worker_main"]
 
@@ -50,14 +50,11 @@ _START_LOCK = threading.Lock()  # multiprocessing's bookkeeping of children is n
 class Worker:
     """The executor's handle on one worker process; used by one thread at a time."""
 
-    __slots__ = ("proc", "conn", "pid", "gen", "path", "started", "nice", "base", "cpu",
-                 "poller")
+    __slots__ = ("proc", "conn", "pid", "gen", "path", "started", "nice", "cpu", "poller")
 
     def __init__(self, proc, conn, gen: int, path: str, started: float):
         self.proc, self.conn, self.gen, self.pid = proc, conn, gen, proc.pid
-        # Its nice value, counted from this process's own (``base``): it starts at BASE_NICE.
-        self.path, self.started, self.nice = path, started, BASE_NICE
-        self.base = os.getpriority(os.PRIO_PROCESS, 0)
+        self.path, self.started, self.nice = path, started, 0
         self.cpu = 0.0  # the worker's CPU seconds when it last replied
         # One poll object for the worker's life: Connection.poll builds a selector per call
         # (~40 us of the request thread's time per query).
@@ -128,13 +125,12 @@ class Worker:
             return 0.0
 
     def renice(self, nice: int) -> None:
-        """Set the worker's CPU priority (``nice`` counted from this process's); raising it
-        again needs root, so a failure is ignored (the worker then stays at low priority,
-        which only slows it)."""
+        """Set the worker's CPU priority; lowering it again needs root, so a failure is ignored
+        (the worker then stays at low priority, which only slows it)."""
         if self.nice == nice:
             return
         try:
-            os.setpriority(os.PRIO_PROCESS, self.pid, min(19, self.base + nice))
+            os.setpriority(os.PRIO_PROCESS, self.pid, nice)
             self.nice = nice
         except OSError:
             pass
@@ -183,7 +179,6 @@ def preload() -> None:
 
 def worker_main(conn, path: str, writable: bool, memory_mb: int, allowlist=()) -> None:
     _die_with_parent()
-    os.nice(BASE_NICE)  # below the request threads (see namkg.query.schedule)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which closes us
     os.environ["RUST_BACKTRACE"] = "0"  # out of memory: one line in the log, not a backtrace
     try:
