@@ -299,6 +299,48 @@ def test_capped_answers_are_the_first_rows_counted_as_sent(values, limit, max_by
     assert got.truncated == (got.count < len(whole))
     assert not max_bytes or len(got.body) <= max_bytes or got.count == 0
 
+
+NASTY = st.lists(st.sampled_from(list('}{,"\\:x\n\té') + ["}},{", '}},{"', "{}"]),
+                 max_size=6).map("".join)
+
+
+@given(values=st.lists(NASTY, max_size=25), n=st.integers(1, 120), limit=st.integers(1, 130),
+       shape=st.sampled_from(["plain", "optional", "lang", "triple"]),
+       max_bytes=st.sampled_from([0, 0, 600, 3000]))
+@example(values=["a}},{", "}},{", '"}},{"', "b"], n=10, limit=50, shape="lang", max_bytes=0)
+@example(values=["x", "}},{"], n=5, limit=1, shape="plain", max_bytes=0)
+@example(values=["x" * 3000] * 25, n=50, limit=60, shape="plain", max_bytes=0)  # over 64 KB
+@example(values=["x" * 300] * 5, n=50, limit=60, shape="plain", max_bytes=1000)
+@settings(max_examples=300, deadline=None)
+def test_json_written_directly_is_counted_as_the_tsv_way_counts_it(values, n, limit, shape,
+                                                                   max_bytes):
+    """A query ending in a small LIMIT is written in JSON at once and its rows counted in the
+    text (results._json_counted); the same query otherwise goes the TSV way. Both must give
+    the same rows, count and truncation, whatever the literals hold (braces, quotes, commas),
+    with empty solutions and triple terms."""
+    store = ox.Store()
+    p = ox.NamedNode("http://e/p")
+    for i, value in enumerate(values):
+        s = ox.NamedNode(f"http://e/{i:03d}")
+        o = ox.Literal(value, language="en") if shape == "lang" and i % 2 else ox.Literal(value)
+        store.add(ox.Quad(s, p, ox.Triple(s, p, o) if shape == "triple" and i % 3 else o))
+    if shape == "optional":  # ?o unbound: an empty solution, written {}
+        query = f"SELECT ?o {{ ?s ?p ?x OPTIONAL {{ ?s ?p ?o FILTER(?x = 'b') }} }} LIMIT {n}"
+    else:
+        query = f"SELECT ?s ?o {{ ?s ?p ?o }} ORDER BY ?s LIMIT {n}"
+    media = "application/sparql-results+json"
+    direct, tsv_way = (answer(store, query_job(text, media, None, None, None, None, limit,
+                                               max_bytes))
+                       for text in (query, query + "\n# ends in a comment: the TSV way"))
+
+    def rows(body):
+        return [sorted((k, str(v)) for k, v in zip(r.keys(), r, strict=True) if v is not None)
+                if hasattr(r, "keys") else r for r in ox.parse_query_results(
+                    body, ox.QueryResultsFormat.JSON)]
+
+    assert (direct.count, direct.truncated) == (tsv_way.count, tsv_way.truncated)
+    assert rows(direct.body) == rows(tsv_way.body) and len(rows(direct.body)) == direct.count
+
 def test_slow_readers_of_maximal_answers_do_not_grow_the_server(store):
     query = BIG_ROWS % " ".join(map(str, range(10_000)))
     with served(store, {"NAMKG_QUERY_TIMEOUT": "20", "NAMKG_RESPONSE_CACHE_MB": "0"}) as srv:

@@ -19,6 +19,8 @@ wanted (``bench/nodeadline.py``).
 
 from __future__ import annotations
 
+import re
+
 import pyoxigraph as ox
 
 from .backend import QueryError, QuerySyntaxError
@@ -72,6 +74,11 @@ def _query(store: ox.Store, job: QueryJob, sparql: str) -> Answer | NoFormat:
         fmt = ox.QueryResultsFormat.from_media_type(job.solutions_format)
         if kind == "boolean":
             return Answer(kind, fmt.media_type, results.serialize(format=fmt), None, False)
+        if fmt == _JSON and _few_rows(sparql, job.limit):
+            direct = _json_counted(results, job.limit, job.max_bytes)
+            if direct is not None:
+                return Answer(kind, fmt.media_type, *direct)
+            results = store.query(sparql, **options)  # (rare: see _json_counted)
         return Answer(kind, fmt.media_type, *_solutions(results, fmt, job.limit, job.max_bytes))
     if job.graph_format is None:
         return NoFormat("graph")
@@ -79,7 +86,42 @@ def _query(store: ox.Store, job: QueryJob, sparql: str) -> Answer | NoFormat:
     return Answer("graph", fmt.media_type, *_graph(results, fmt, job.limit, job.max_bytes))
 
 
-_TSV = ox.QueryResultsFormat.TSV
+_TSV, _JSON = ox.QueryResultsFormat.TSV, ox.QueryResultsFormat.JSON
+DIRECT_ROWS = 100  # an outer LIMIT up to this: the answer is first written as JSON directly
+DIRECT_BYTES = 64 * 1024  # at most this much of it, else it is written again, the TSV way
+# The text's end: its outer LIMIT (a LIMIT read inside a trailing comment only costs a second
+# run when the answer turns out larger than that: the count decides, not this).
+_OUTER_LIMIT = re.compile(r"\bLIMIT\s+(\d{1,9})\s*(?:OFFSET\s+\d+\s*)?\Z", re.IGNORECASE)
+
+
+def _few_rows(sparql: str, limit: int) -> bool:
+    """Whether the text ends with a LIMIT of at most ``DIRECT_ROWS`` rows (and ``limit``)."""
+    m = _OUTER_LIMIT.search(sparql, max(0, len(sparql) - 64))
+    return m is not None and int(m.group(1)) <= min(DIRECT_ROWS, limit)
+
+
+def _json_counted(results: ox.QuerySolutions, limit: int,
+                  max_bytes: int = 0) -> tuple[bytes, int, bool] | None:
+    """The solutions written in JSON at once (~20 us less than the TSV way for a few rows)
+    and counted in the text; None, with ``results`` spent, when that count could be wrong or
+    over a cap: a body over ``DIRECT_BYTES`` (or ``max_bytes``), over ``limit`` rows, or
+    holding ``{}`` (an empty solution, or a literal's text: rare).
+
+    Rows are told apart where pyoxigraph writes ``}},{"`` before a variable's name: a JSON
+    string holds no bare ``"``, so inside a literal the sequence can only end the string,
+    whose closing quote is followed by ``,`` or ``}``, never by a name (those are not
+    counted)."""
+    cap = _LineCap(1 << 62, min(DIRECT_BYTES, max_bytes or DIRECT_BYTES), whole=True)
+    try:
+        results.serialize(cap, format=_JSON)
+    except _Full:
+        return None
+    body = b"".join(cap.parts)
+    if b"{}" in body:
+        return None
+    rows = body.count(b'}},{"') - body.count(b'}},{",') - body.count(b'}},{"}')
+    rows += not body.endswith(b'"bindings":[]}}')  # the first row, if any
+    return (body, rows, False) if rows <= limit else None
 
 
 class _Full(Exception):
@@ -88,11 +130,11 @@ class _Full(Exception):
 
 class _LineCap:
     """A file for pyoxigraph's serializer that keeps ``lines`` lines (and, with ``max_bytes``,
-    little more than that many bytes), then stops it."""
+    little more than that many bytes; ``whole``: not one byte more), then stops it."""
 
-    def __init__(self, lines: int, max_bytes: int = 0):
+    def __init__(self, lines: int, max_bytes: int = 0, whole: bool = False):
         self.max, self.lines = lines, 0
-        self.max_bytes, self.bytes = max_bytes, 0
+        self.max_bytes, self.bytes, self.whole = max_bytes, 0, whole
         self.parts: list[bytes] = []
         self.truncated = False
 
@@ -100,6 +142,9 @@ class _LineCap:
         chunk = bytes(chunk)
         if not chunk:
             return 0
+        if self.whole and self.bytes + len(chunk) > self.max_bytes:
+            self.truncated = True
+            raise _Full
         if self.lines == self.max or (self.max_bytes and self.lines
                                       and self.bytes > self.max_bytes):
             self.truncated = True
