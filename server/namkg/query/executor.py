@@ -52,7 +52,7 @@ from .schedule import LONG_AFTER, NICE_STEPS, TICK, History, nice_for
 from .worker import FIRST_WAIT, Worker
 
 log = logging.getLogger(__name__)
-_KNOWN_MEDIA: set[tuple[type, str]] = set()  # media types already checked
+_KNOWN_MEDIA: set[tuple[str | None, str | None]] = set()  # format pairs already checked
 
 
 class Executor:
@@ -96,12 +96,12 @@ class Executor:
         request's arrival; the query gets the earlier of it and ``timeout`` from now.
         ``client``: ``sparql`` is a client's text, made ready in the worker first (the WDQS
         dialect, ``uselang`` for its labels, and the guard: :mod:`namkg.query.prepare`)."""
-        for media, kind in ((solutions_format, ox.QueryResultsFormat),
-                            (graph_format, ox.RdfFormat)):
-            if media is not None and (kind, media) not in _KNOWN_MEDIA:
-                if kind.from_media_type(media) is None:
+        if (solutions_format, graph_format) not in _KNOWN_MEDIA:
+            for media, kind in ((solutions_format, ox.QueryResultsFormat),
+                                (graph_format, ox.RdfFormat)):
+                if media is not None and kind.from_media_type(media) is None:
                     raise ValueError(f"unsupported media type: {media!r}")
-                _KNOWN_MEDIA.add((kind, media))
+            _KNOWN_MEDIA.add((solutions_format, graph_format))
         job = query_job(sparql, solutions_format, graph_format, default_graphs, named_graphs,
                         base_iri, self.result_limit, self.result_bytes, client, uselang)
         answer, build = self._run(job, self.timeout if timeout is None else timeout, deadline)

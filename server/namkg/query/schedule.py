@@ -33,6 +33,7 @@ TICK = 0.05  # seconds between checks of a long query's CPU time
 MIN_SLICE = 0.05  # seconds a query is assumed to need at least
 RUNAWAY_MEMORY = 60.0  # seconds a text that ran past its deadline is remembered
 COSTS_KEPT = 4096  # query texts whose last CPU cost (or runaway) is remembered
+CHEAP = 0.005  # CPU seconds: a new text that costs less is not remembered (History.finished)
 _TRAILING_COMMENT = re.compile(r"#[^\n\"'<>]*\Z")
 
 
@@ -76,6 +77,8 @@ class History:
     >>> seen = h.recall("SELECT 1", now=100.0)
     >>> h.finished(seen, 0.2); h.cost("SELECT 1")
     0.2
+    >>> h.finished(h.recall("ASK {}", now=100.0), 0.001); h.cost("ASK {}") is None  # cheap
+    True
     >>> h.timed_out(seen, now=101.0); h.cost("SELECT 1"), h.recall("SELECT 1 # 2", 102.0).ran_away
     (None, True)
     >>> h.recall("SELECT 1", now=161.5).ran_away
@@ -90,11 +93,9 @@ class History:
 
     def recall(self, sparql: str, now: float) -> Seen:
         """What is known of ``sparql`` at ``now`` (``time.monotonic()``)."""
-        seen = Seen(sparql, hash(sparql), 0.0, False)
-        with self._lock:
-            seen.cost = self._costs.get(seen.key, 0.0)
-            runaways = bool(self._runaways)
-        if runaways:  # the text's shape is worth making only then (a regex pass and a join)
+        key = hash(sparql)  # (a single read of each dict, atomic under the GIL: no lock)
+        seen = Seen(sparql, key, self._costs.get(key, 0.0), False)
+        if self._runaways:  # the text's shape is worth making only then (a regex pass and a join)
             with self._lock:
                 when = self._runaways.get(seen.shape())
             seen.ran_away = when is not None and when > now - self.memory
@@ -106,7 +107,11 @@ class History:
             return self._costs.get(hash(sparql))
 
     def finished(self, seen: Seen, cost: float) -> None:
-        """The query finished, using ``cost`` CPU seconds: its shape did not run away."""
+        """The query finished, using ``cost`` CPU seconds: its shape did not run away. A text
+        unknown so far that cost under ``CHEAP`` is not kept: a grace of twice that changes
+        no priority, and one-off texts would only push out the costs worth keeping."""
+        if cost < CHEAP and not seen.cost and not self._runaways:
+            return
         with self._lock:
             if self._runaways:
                 self._runaways.pop(seen.shape(), None)

@@ -431,6 +431,10 @@ def parse_query_request(environ, *, max_body: int) -> SparqlRequest:
     params, text = _params_and_body(environ, max_body, SPARQL_QUERY, "query")
     if text is None:
         text = _single(params.get("query", []), "query")
+        if len(params) == 1:  # the query alone, as most clients send it: nothing more to read
+            return SparqlRequest(text)
+    elif not params:
+        return SparqlRequest(text)
     return SparqlRequest(
         text=text,
         default_graphs=_graph_iris(params, "default-graph-uri"),
