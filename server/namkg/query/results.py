@@ -102,7 +102,7 @@ def _few_rows(sparql: str, limit: int) -> bool:
 
 def _json_counted(results: ox.QuerySolutions, limit: int,
                   max_bytes: int = 0) -> tuple[bytes, int, bool] | None:
-    """The solutions written in JSON at once (~20 us less than the TSV way for a few rows)
+    """The solutions written in JSON at once (~10 us less than the TSV way for a few rows)
     and counted in the text; None, with ``results`` spent, when that count could be wrong or
     over a cap: a body over ``DIRECT_BYTES`` (or ``max_bytes``), over ``limit`` rows, or
     holding ``{}`` (an empty solution, or a literal's text: rare).
@@ -111,7 +111,7 @@ def _json_counted(results: ox.QuerySolutions, limit: int,
     string holds no bare ``"``, so inside a literal the sequence can only end the string,
     whose closing quote is followed by ``,`` or ``}``, never by a name (those are not
     counted)."""
-    cap = _LineCap(1 << 62, min(DIRECT_BYTES, max_bytes or DIRECT_BYTES), whole=True)
+    cap = _ByteCap(min(DIRECT_BYTES, max_bytes or DIRECT_BYTES))
     try:
         results.serialize(cap, format=_JSON)
     except _Full:
@@ -128,13 +128,32 @@ class _Full(Exception):
     pass
 
 
+class _ByteCap:
+    """A file for pyoxigraph's serializer that keeps at most ``max_bytes`` bytes, then stops
+    it (no part of a chunk that would go over is kept)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.bytes = max_bytes, 0
+        self.parts: list[bytes] = []
+
+    def write(self, chunk) -> int:
+        self.bytes += len(chunk)
+        if self.bytes > self.max_bytes:
+            raise _Full
+        self.parts.append(bytes(chunk))
+        return len(chunk)
+
+    def flush(self) -> None:
+        pass
+
+
 class _LineCap:
     """A file for pyoxigraph's serializer that keeps ``lines`` lines (and, with ``max_bytes``,
-    little more than that many bytes; ``whole``: not one byte more), then stops it."""
+    little more than that many bytes), then stops it."""
 
-    def __init__(self, lines: int, max_bytes: int = 0, whole: bool = False):
+    def __init__(self, lines: int, max_bytes: int = 0):
         self.max, self.lines = lines, 0
-        self.max_bytes, self.bytes, self.whole = max_bytes, 0, whole
+        self.max_bytes, self.bytes = max_bytes, 0
         self.parts: list[bytes] = []
         self.truncated = False
 
@@ -142,9 +161,6 @@ class _LineCap:
         chunk = bytes(chunk)
         if not chunk:
             return 0
-        if self.whole and self.bytes + len(chunk) > self.max_bytes:
-            self.truncated = True
-            raise _Full
         if self.lines == self.max or (self.max_bytes and self.lines
                                       and self.bytes > self.max_bytes):
             self.truncated = True
